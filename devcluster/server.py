@@ -1,0 +1,344 @@
+"""The HTTP face of devcluster: kube-apiserver's REST paths, verbs and content types over aiohttp.
+
+Paths handled:
+  /version, /healthz, /livez, /readyz, /openapi/v2, /openapi/v3[/...]
+  /api, /api/v1, /apis, /apis/<group>, /apis/<group>/<version>
+  <base>/[namespaces/<ns>/]<resource>[/<name>[/<subresource>]]   (<base> = /api/v1 or /apis/<g>/<v>)
+  <base>/watch/...                                               (legacy watch paths)
+Every failure is a ``Status`` body with the real code and reason; an unexpected exception becomes a
+500 ``InternalError`` and never takes the server down or touches stored objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from devcluster import discovery, errors
+from devcluster.api import ApiServer, DeleteOptions
+from devcluster.errors import ApiError
+from devcluster.registry import ResourceType
+from devcluster.store import Obj
+from devcluster.watch import WatchParams, serve_watch
+
+log = logging.getLogger("devcluster.server")
+
+JSON = "application/json"
+_SUBRESOURCES = ("status", "scale", "finalize")
+
+
+def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
+                        content_type=JSON, headers=headers)
+
+
+def error_response(err: ApiError) -> web.Response:
+    headers = {}
+    if err.retry_after_seconds is not None:
+        headers["Retry-After"] = str(err.retry_after_seconds)
+    return _json_response(err.to_status(), status=err.code, headers=headers)
+
+
+def _decode(raw: bytes, content_type: str) -> Any:
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype in ("application/yaml", "application/apply-patch+yaml"):
+        import yaml
+
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise errors.bad_request(f"error converting YAML to JSON: {exc}") from None
+    if ctype not in ("", JSON, "*/*", "application/json-patch+json", "application/merge-patch+json",
+                     "application/strategic-merge-patch+json"):
+        raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted '
+                       f'media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf')
+    try:
+        return json.loads(raw or b"null")
+    except ValueError as exc:
+        raise errors.bad_request(f"json: cannot unmarshal request body: {exc}") from None
+
+
+def _strip_type(rt: ResourceType, obj: Obj) -> Obj:
+    """Built-in list items carry no kind/apiVersion; custom resources keep theirs (as on a real server)."""
+    if not rt.builtin:
+        return obj
+    return {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
+
+
+def _encode_continue(rv: int, ns: str, name: str) -> str:
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": f"{ns}/{name}\x00"}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_continue(token: str) -> tuple[int, str, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        ns, _, name = data["start"].rstrip("\x00").partition("/")
+        return int(data["rv"]), ns, name
+    except (ValueError, KeyError, TypeError):
+        raise errors.bad_request("continue key is not valid: incorrect encoded start resourceVersion "
+                                 "(version meta.k8s.io/v1)") from None
+
+
+class DevServer:
+    """Routes HTTP requests to an ``ApiServer``."""
+
+    def __init__(self, api: ApiServer, *, bookmark_interval: float = 5.0) -> None:
+        self.api = api
+        self.bookmark_interval = bookmark_interval
+        self.server_address = "127.0.0.1:0"
+        self.app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[self._errors])
+        self.app.router.add_get("/version", self._version)
+        self.app.router.add_get("/version/", self._version)
+        for probe in ("/healthz", "/livez", "/readyz"):
+            self.app.router.add_get(probe, self._ok)
+        self.app.router.add_route("*", "/openapi/{tail:.*}", self._openapi)
+        self.app.router.add_route("*", "/api", self._core_root)
+        self.app.router.add_route("*", "/api/", self._core_root)
+        self.app.router.add_route("*", "/apis", self._apis_root)
+        self.app.router.add_route("*", "/apis/", self._apis_root)
+        self.app.router.add_route("*", "/api/{version}{tail:(/.*)?}", self._core)
+        self.app.router.add_route("*", "/apis/{group}{tail:(/.*)?}", self._grouped)
+
+    # -- middleware & simple endpoints -------------------------------------------------------------
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        except ApiError as err:
+            return error_response(err)
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # never crash on input: report it like kube-apiserver would
+            log.exception("internal error serving %s %s", request.method, request.path_qs)
+            return error_response(ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return _json_response(discovery.SERVER_VERSION)
+
+    async def _ok(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _openapi(self, request: web.Request) -> web.Response:
+        from devcluster import openapi
+
+        return openapi.serve(request, self.api.registry)
+
+    async def _core_root(self, request: web.Request) -> web.Response:
+        return _json_response(discovery.api_versions(self.server_address))
+
+    async def _apis_root(self, request: web.Request) -> web.Response:
+        return _json_response(discovery.api_group_list(self.api.registry))
+
+    async def _core(self, request: web.Request) -> web.StreamResponse:
+        version = request.match_info["version"]
+        return await self._dispatch(request, "", version, request.match_info.get("tail", ""))
+
+    async def _grouped(self, request: web.Request) -> web.StreamResponse:
+        group = request.match_info["group"]
+        tail = request.match_info.get("tail", "")
+        segs = [s for s in tail.split("/") if s]
+        if not segs:
+            doc = discovery.api_group(self.api.registry, group)
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json_response(doc)
+        return await self._dispatch(request, group, segs[0], "/" + "/".join(segs[1:]))
+
+    # -- resource paths ----------------------------------------------------------------------------
+    async def _dispatch(self, request: web.Request, group: str, version: str, tail: str) -> web.StreamResponse:
+        segs = [s for s in tail.split("/") if s]
+        if not segs:
+            doc = discovery.api_resource_list(self.api.registry, group, version)
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json_response(doc)
+        watch = False
+        if segs[0] == "watch":
+            watch, segs = True, segs[1:]
+        namespace: str | None = None
+        if len(segs) >= 3 and segs[0] == "namespaces" and segs[2] not in _SUBRESOURCES:
+            namespace, segs = segs[1], segs[2:]
+        if not segs or len(segs) > 3:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        plural = segs[0]
+        name = segs[1] if len(segs) > 1 else None
+        sub = segs[2] if len(segs) > 2 else None
+        rt = self.api.registry.lookup(group, version, plural)
+        if rt is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if rt.namespaced is False and namespace is not None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if sub is not None and not self._has_subresource(rt, sub):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        q = request.query
+        method = request.method
+        if watch or (method == "GET" and name is None and q.get("watch") in ("true", "1")):
+            if name is not None:
+                return await self._watch(request, rt, namespace, f"metadata.name={name}")
+            return await self._watch(request, rt, namespace, q.get("fieldSelector", ""))
+        if name is None:
+            if method == "GET":
+                return self._list(request, rt, namespace)
+            if method == "POST":
+                body = _decode(await request.read(), request.headers.get("Content-Type", ""))
+                self._require_object(body)
+                obj = self.api.create(rt, namespace, body, dry_run=q.get("dryRun") == "All")
+                return _json_response(obj, status=201)
+            if method == "DELETE":
+                return await self._delete_collection(request, rt, namespace)
+            raise errors.method_not_allowed()
+        if sub == "scale":
+            return await self._scale(request, rt, namespace, name)
+        if method == "GET":
+            obj = self.api.get(rt, namespace, name)
+            return self._render_object(request, rt, obj)
+        if method == "PUT":
+            body = _decode(await request.read(), request.headers.get("Content-Type", ""))
+            self._require_object(body)
+            if sub == "finalize":
+                self._require_object(body.get("spec") or {})
+                return _json_response(self.api.finalize_namespace(name, list((body.get("spec") or {}).get("finalizers") or [])))
+            obj = self.api.update(rt, namespace, name, body, subresource=sub, dry_run=q.get("dryRun") == "All")
+            return _json_response(obj)
+        if method == "PATCH":
+            obj = self.api.patch(rt, namespace, name, await request.read(), request.headers.get("Content-Type", ""),
+                                 subresource=sub, dry_run=q.get("dryRun") == "All")
+            return _json_response(obj)
+        if method == "DELETE":
+            raw = await request.read()
+            body = _decode(raw, request.headers.get("Content-Type", "")) if raw else None
+            opts = DeleteOptions.from_body(body if isinstance(body, dict) else None, dict(q))
+            obj, gone = self.api.delete(rt, namespace, name, opts)
+            if rt.returns_deleted_object or not gone:
+                return _json_response(obj)
+            return _json_response(self._success_status(rt, obj))
+        raise errors.method_not_allowed()
+
+    @staticmethod
+    def _require_object(body: Any) -> None:
+        if not isinstance(body, dict):
+            raise errors.bad_request("Object 'Kind' is missing in the request body: expected a JSON object")
+
+    def _has_subresource(self, rt: ResourceType, sub: str) -> bool:
+        return (sub == "status" and rt.status_subresource) or (sub == "scale" and rt.scale is not None) \
+            or sub in rt.extra_subresources
+
+    @staticmethod
+    def _success_status(rt: ResourceType, obj: Obj) -> Obj:
+        details: dict[str, Any] = {"name": obj["metadata"]["name"]}
+        if rt.group:
+            details["group"] = rt.group
+        details["kind"] = rt.plural
+        details["uid"] = obj["metadata"]["uid"]
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+    def _wants_table(self, request: web.Request) -> bool:
+        return "as=Table" in request.headers.get("Accept", "")
+
+    def _render_object(self, request: web.Request, rt: ResourceType, obj: Obj) -> web.Response:
+        if self._wants_table(request):
+            from devcluster import tables
+
+            return _json_response(tables.to_table(rt, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                                                  request.query.get("includeObject", "Object")))
+        return _json_response(obj)
+
+    def _matcher(self, rt: ResourceType, label_selector: str, field_selector: str) -> Callable[[Obj], bool] | None:
+        from devcluster.selectors import FieldSelector, LabelSelector
+
+        preds: list[Callable[[Obj], bool]] = []
+        if label_selector:
+            ls = LabelSelector.parse(label_selector)
+            if not ls.is_empty():
+                preds.append(lambda o: ls.matches(o["metadata"].get("labels")))
+        if field_selector:
+            fs = FieldSelector.parse(field_selector, rt.plural, rt.group)
+            preds.append(fs.matches)
+        if not preds:
+            return None
+        return lambda o: all(p(o) for p in preds)
+
+    def _list(self, request: web.Request, rt: ResourceType, namespace: str | None) -> web.Response:
+        q = request.query
+        matcher = self._matcher(rt, q.get("labelSelector", ""), q.get("fieldSelector", ""))
+        items, rv = self.api.list(rt, namespace, matcher)
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        token = q.get("continue")
+        if token:
+            # Pages after the first reflect current state (devcluster keeps no snapshots); the list
+            # resourceVersion stays the first page's, as a consistent read would report.
+            rv, start_ns, start_name = _decode_continue(token)
+            meta["resourceVersion"] = str(rv)
+            items = [o for o in items if (o["metadata"].get("namespace", ""), o["metadata"]["name"])
+                     > (start_ns, start_name)]
+        limit = int(q.get("limit") or 0)
+        if limit > 0 and len(items) > limit:
+            last = items[limit - 1]["metadata"]
+            meta["continue"] = _encode_continue(rv, last.get("namespace", ""), last["name"])
+            meta["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
+        if self._wants_table(request):
+            from devcluster import tables
+
+            return _json_response(tables.to_table(rt, items, meta, q.get("includeObject", "Object")))
+        return _json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta,
+                               "items": [_strip_type(rt, o) for o in items]})
+
+    async def _watch(self, request: web.Request, rt: ResourceType, namespace: str | None,
+                     field_selector: str) -> web.StreamResponse:
+        q = request.query
+        params = WatchParams.from_query(q)
+        params.validate(q.get("resourceVersionMatch"))
+        matcher = self._matcher(rt, q.get("labelSelector", ""), field_selector) or (lambda o: True)
+        if self.api.faults is not None:
+            self.api.faults.check("watch", rt, namespace or "", "")
+        return await serve_watch(request, self.api.store, rt, namespace if rt.namespaced else None, matcher,
+                                 params, bookmark_interval=self.bookmark_interval, faults=self.api.faults)
+
+    async def _delete_collection(self, request: web.Request, rt: ResourceType,
+                                 namespace: str | None) -> web.Response:
+        q = request.query
+        raw = await request.read()
+        body = _decode(raw, request.headers.get("Content-Type", "")) if raw else None
+        opts = DeleteOptions.from_body(body if isinstance(body, dict) else None, dict(q))
+        matcher = self._matcher(rt, q.get("labelSelector", ""), q.get("fieldSelector", ""))
+        items, _ = self.api.list(rt, namespace, matcher)
+        deleted = []
+        for obj in items:
+            meta = obj["metadata"]
+            try:
+                result, _gone = self.api.delete(rt, meta.get("namespace"), meta["name"], opts)
+            except ApiError as err:
+                if err.code != 404:
+                    raise
+                continue
+            deleted.append(_strip_type(rt, result))
+        return _json_response({"kind": rt.list_kind, "apiVersion": rt.api_version,
+                               "metadata": {"resourceVersion": str(self.api.store.current_rv)}, "items": deleted})
+
+    # -- scale subresource -------------------------------------------------------------------------
+    async def _scale(self, request: web.Request, rt: ResourceType, namespace: str | None, name: str) -> web.Response:
+        from devcluster.scale import apply_scale, scale_of
+
+        method = request.method
+        if method == "GET":
+            return _json_response(scale_of(rt, self.api.get(rt, namespace, name)))
+        if method == "PUT":
+            body = _decode(await request.read(), request.headers.get("Content-Type", ""))
+            self._require_object(body)
+        elif method == "PATCH":
+            from devcluster.patch import apply_patch
+
+            current = scale_of(rt, self.api.get(rt, namespace, name))
+            body = apply_patch(current, await request.read(), request.headers.get("Content-Type", ""), "Scale")
+        else:
+            raise errors.method_not_allowed()
+        obj = apply_scale(self.api, rt, namespace, name, body)
+        return _json_response(scale_of(rt, obj))

@@ -1,0 +1,177 @@
+"""Watch streams: newline-framed JSON events served from the store's event log.
+
+Semantics follow kube-apiserver's watch cache:
+- ``resourceVersion`` unset or ``"0"``: synthetic ADDED for every matching object, then live events;
+- ``resourceVersion=N``: every event after N, then live; N older than the log -> one ERROR event (410);
+- ``sendInitialEvents=true`` (watch-list, kubectl >= 1.35): ADDED for every object, then a BOOKMARK
+  annotated ``k8s.io/initial-events-end: "true"``, then live;
+- selectors: an object that starts matching arrives as ADDED, one that stops matching as DELETED;
+- ``allowWatchBookmarks``: periodic BOOKMARK events carrying the newest revision;
+- ``timeoutSeconds``: the server ends the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from devcluster import errors
+from devcluster.registry import ResourceType
+from devcluster.store import ExpiredError, Obj, Store, WatchEvent
+
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+
+@dataclass
+class WatchParams:
+    resource_version: str | None
+    send_initial_events: bool
+    allow_bookmarks: bool
+    timeout_seconds: float | None
+
+    @classmethod
+    def from_query(cls, q: Any) -> WatchParams:
+        timeout = q.get("timeoutSeconds")
+        sie = q.get("sendInitialEvents")
+        if sie is not None and sie not in ("true", "false"):
+            raise errors.bad_request(f"invalid value for sendInitialEvents: {sie}")
+        return cls(q.get("resourceVersion") or None, sie == "true", q.get("allowWatchBookmarks") == "true",
+                   float(timeout) if timeout not in (None, "") else None)
+
+    def validate(self, resource_version_match: str | None) -> None:
+        if self.send_initial_events:
+            causes = []
+            if resource_version_match != "NotOlderThan":
+                causes.append(errors.Cause("FieldValueForbidden", "Forbidden: sendInitialEvents requires setting "
+                                           "resourceVersionMatch to NotOlderThan", "resourceVersionMatch"))
+            if not self.allow_bookmarks:
+                causes.append(errors.Cause("FieldValueForbidden", "Forbidden: sendInitialEvents requires setting "
+                                           "allowWatchBookmarks to true", "allowWatchBookmarks"))
+            if causes:
+                err = errors.invalid("ListOptions", "meta.k8s.io", "", causes)
+                err.message = err.message.replace('ListOptions.meta.k8s.io "" is invalid', "ListOptions.meta.k8s.io "
+                                                  '"" is invalid')
+                raise err
+
+
+def _with_type(rt: ResourceType, obj: Obj) -> Obj:
+    if "kind" in obj and "apiVersion" in obj:
+        return obj
+    return {"kind": rt.kind, "apiVersion": rt.api_version, **obj}
+
+
+def _frame(event_type: str, obj: Obj) -> bytes:
+    return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
+
+def bookmark(rt: ResourceType, rv: int, initial_end: bool = False) -> Obj:
+    meta: dict[str, Any] = {"resourceVersion": str(rv)}
+    if initial_end:
+        meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+    return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
+
+
+def translate(event: WatchEvent, matches: Callable[[Obj], bool]) -> tuple[str, Obj] | None:
+    """Map a stored event to what a watcher with a selector sees (or None)."""
+    now = matches(event.obj)
+    if event.type == "ADDED":
+        return ("ADDED", event.obj) if now else None
+    if event.type == "DELETED":
+        before = matches(event.old) if event.old is not None else now
+        return ("DELETED", event.obj) if (before or now) else None
+    before = matches(event.old) if event.old is not None else False
+    if before and now:
+        return "MODIFIED", event.obj
+    if now:
+        return "ADDED", event.obj
+    if before:
+        return "DELETED", event.obj
+    return None
+
+
+async def serve_watch(request: web.Request, store: Store, rt: ResourceType, namespace: str | None,
+                      matches: Callable[[Obj], bool], params: WatchParams, *,
+                      bookmark_interval: float, faults: Any = None) -> web.StreamResponse:
+    # Subscribe before reading the log/snapshot so nothing committed in between is lost; duplicates
+    # are skipped by revision.
+    sub = store.subscribe(rt.key, namespace)
+    try:
+        initial: list[tuple[str, Obj]] = []
+        # Everything runs on one event loop, so the snapshot below and the subscription agree exactly.
+        last_sent = store.current_rv
+        end_marker = False
+        rv = params.resource_version
+        try:
+            if params.send_initial_events or rv in (None, "0"):
+                initial = [("ADDED", o) for o in store.list(rt.key, namespace) if matches(o)]
+                end_marker = params.send_initial_events
+            else:
+                try:
+                    since = int(rv)
+                except ValueError:
+                    raise errors.bad_request(f"invalid resource version: {rv}") from None
+                for ev in store.events_since(since, rt.key, namespace):
+                    shown = translate(ev, matches)
+                    if shown:
+                        initial.append(shown)
+        except ExpiredError as exc:
+            resp = await _start(request)
+            status = errors.gone(str(exc)).to_status()
+            await resp.write(_frame("ERROR", status))
+            return resp
+
+        resp = await _start(request)
+        for event_type, obj in initial:
+            await resp.write(_frame(event_type, _with_type(rt, obj)))
+        if end_marker:
+            await resp.write(_frame("BOOKMARK", bookmark(rt, last_sent, initial_end=True)))
+
+        # kube-apiserver picks a random timeout in [minRequestTimeout, 2*minRequestTimeout) when none is given.
+        timeout = params.timeout_seconds if params.timeout_seconds is not None else 1800 * (1 + random.random())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        next_bookmark = loop.time() + bookmark_interval
+        while True:
+            now = loop.time()
+            if now >= deadline:
+                break
+            wait = deadline - now
+            if params.allow_bookmarks:
+                wait = min(wait, max(0.0, next_bookmark - now))
+            try:
+                event = await asyncio.wait_for(sub.queue.get(), timeout=wait)
+            except TimeoutError:
+                if params.allow_bookmarks and loop.time() >= next_bookmark:
+                    await resp.write(_frame("BOOKMARK", bookmark(rt, store.current_rv)))
+                    next_bookmark = loop.time() + bookmark_interval
+                continue
+            if event is None:  # the server (or a fault) ends the stream
+                break
+            if event.rv <= last_sent:
+                continue
+            last_sent = event.rv
+            shown = translate(event, matches)
+            if shown is None:
+                continue
+            if faults is not None and faults.should_drop_watch(rt):
+                break
+            await resp.write(_frame(shown[0], _with_type(rt, shown[1])))
+        return resp
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    finally:
+        store.unsubscribe(sub)
+
+
+async def _start(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
+                                                   "Cache-Control": "no-cache, private"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    return resp
