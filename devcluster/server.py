@@ -259,7 +259,8 @@ class DevServer:
             if not ls.is_empty():
                 preds.append(lambda o: ls.matches(o["metadata"].get("labels")))
         if field_selector:
-            fs = FieldSelector.parse(field_selector, rt.plural, rt.group)
+            fs = FieldSelector.parse(field_selector, rt.plural, rt.group, custom=not rt.builtin,
+                                     namespaced=rt.namespaced)
             preds.append(fs.matches)
         if not preds:
             return None
