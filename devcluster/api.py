@@ -224,8 +224,7 @@ class ApiServer:
             new["metadata"] = {}
         meta = new["metadata"]
         if meta.get("name") and meta["name"] != name:
-            raise errors.bad_request("the name of the object (%s) does not match the name on the URL (%s)"
-                                     % (meta["name"], name))
+            raise errors.bad_request("the name of the object ({}) does not match the name on the URL ({})".format(meta["name"], name))
         if rt.namespaced and meta.get("namespace") and meta["namespace"] != ns:
             raise errors.bad_request("the namespace of the provided object does not match the namespace sent "
                                      "on the request")

@@ -9,6 +9,7 @@ conditions. Deleting it deletes every custom resource of that type first (the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from typing import Any
 
@@ -196,10 +197,8 @@ def begin_cleanup(api: ApiServer, crd: Obj) -> None:
     if rt is not None:
         for obj in list(api.store.list(rt.key)):
             if not obj["metadata"].get("deletionTimestamp"):
-                try:
+                with contextlib.suppress(ApiError):
                     api.delete(rt, obj["metadata"].get("namespace"), obj["metadata"]["name"], DeleteOptions())
-                except ApiError:
-                    pass
     _finish_cleanup_if_empty(api, crd["metadata"]["name"])
 
 

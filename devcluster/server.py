@@ -55,8 +55,8 @@ def _decode(raw: bytes, content_type: str) -> Any:
             raise errors.bad_request(f"error converting YAML to JSON: {exc}") from None
     if ctype not in ("", JSON, "*/*", "application/json-patch+json", "application/merge-patch+json",
                      "application/strategic-merge-patch+json"):
-        raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted '
-                       f'media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf')
+        raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - accepted '
+                       'media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf')
     try:
         return json.loads(raw or b"null")
     except ValueError as exc:
