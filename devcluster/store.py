@@ -27,6 +27,8 @@ class WatchEvent:
     key: str  # ResourceType.key of the object
     obj: Obj
     old: Obj | None
+    # Serialized watch frames by event type, shared by every watcher that sends this event.
+    frames: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(eq=False)

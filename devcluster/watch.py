@@ -161,7 +161,10 @@ async def serve_watch(request: web.Request, store: Store, rt: ResourceType, name
                 continue
             if faults is not None and faults.should_drop_watch(rt):
                 break
-            await resp.write(_frame(shown[0], _with_type(rt, shown[1])))
+            frame = event.frames.get(shown[0])
+            if frame is None:
+                frame = event.frames[shown[0]] = _frame(shown[0], _with_type(rt, shown[1]))
+            await resp.write(frame)
         return resp
     except (ConnectionResetError, asyncio.CancelledError):
         raise
