@@ -404,6 +404,37 @@ class ApiServer:
             return self.store.commit(rt.key, new, "DELETED", old)
         return self.store.commit(rt.key, new, "MODIFIED", old)
 
+    def bind_pod(self, namespace: str, name: str, node_name: str,
+                 annotations: dict[str, str] | None = None) -> Obj:
+        """The ``pods/binding`` subresource: one write that sets ``spec.nodeName`` and PodScheduled=True."""
+        rt = self.lookup("", "v1", "pods")
+        self._fault("create", rt, namespace, name)
+        old = self._require(rt, namespace, name)
+        conflict = None
+        if old["metadata"].get("deletionTimestamp"):
+            conflict = f"pod {name} is being deleted, cannot be assigned to a host"
+        elif (old.get("spec") or {}).get("nodeName"):
+            conflict = f'pod {name} is already assigned to node "{old["spec"]["nodeName"]}"'
+        if conflict:
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on pods/binding "{name}": {conflict}',
+                           name=name, kind="pods/binding")
+        new = copy.deepcopy(old)
+        new["spec"]["nodeName"] = node_name
+        if annotations:
+            new["metadata"].setdefault("annotations", {}).update(annotations)
+        conditions = new.setdefault("status", {}).setdefault("conditions", [])
+        current = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
+        if current is None:
+            current = {"type": "PodScheduled"}
+            conditions.append(current)
+        if current.get("status") != "True":
+            current["lastTransitionTime"] = clock.rfc3339()
+        current.update({"status": "True", "lastProbeTime": None,
+                        "observedGeneration": old["metadata"].get("generation", 1)})
+        current.pop("reason", None)
+        current.pop("message", None)
+        return self.store.commit(rt.key, new, "MODIFIED", old)
+
     # -- convenience for in-process controllers ----------------------------------------------------
     def lookup(self, group: str, version: str, plural: str) -> ResourceType:
         rt = self.registry.lookup(group, version, plural)
