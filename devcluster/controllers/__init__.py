@@ -9,4 +9,12 @@ if TYPE_CHECKING:
 
 
 def all_controllers(cluster: DevCluster) -> list[Any]:
-    return []
+    from devcluster.controllers.endpoints import EndpointsController
+    from devcluster.controllers.gc import GarbageCollector
+    from devcluster.controllers.namespaces import NamespaceController
+    from devcluster.controllers.proxy import LoopbackProxy
+    from devcluster.controllers.statefulset import StatefulSetController
+
+    return [StatefulSetController(cluster), GarbageCollector.for_cluster(cluster),
+            NamespaceController.for_cluster(cluster), EndpointsController.for_cluster(cluster),
+            LoopbackProxy.for_cluster(cluster)]
