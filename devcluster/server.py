@@ -24,6 +24,7 @@ from devcluster.api import ApiServer, DeleteOptions
 from devcluster.errors import ApiError
 from devcluster.registry import ResourceType
 from devcluster.store import Obj
+from devcluster.tables import Target
 from devcluster.watch import WatchParams, serve_watch
 
 log = logging.getLogger("devcluster.server")
@@ -35,6 +36,13 @@ _SUBRESOURCES = ("status", "scale", "finalize")
 def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
                         content_type=JSON, headers=headers)
+
+
+def _with_warnings(response: web.Response, warnings: list[str]) -> web.Response:
+    """RFC 7234 ``Warning: 299 - "text"`` headers, which client-go and kubectl print as warnings."""
+    for text in warnings:
+        response.headers.add("Warning", "299 - " + json.dumps(text))
+    return response
 
 
 def error_response(err: ApiError) -> web.Response:
@@ -128,7 +136,7 @@ class DevServer:
     async def _openapi(self, request: web.Request) -> web.Response:
         from devcluster import openapi
 
-        return openapi.serve(request, self.api.registry)
+        return openapi.serve(request, self.api)
 
     async def _core_root(self, request: web.Request) -> web.Response:
         return _json_response(discovery.api_versions(self.server_address))
@@ -189,8 +197,9 @@ class DevServer:
             if method == "POST":
                 body = _decode(await request.read(), request.headers.get("Content-Type", ""))
                 self._require_object(body)
+                body, warnings = self._check_fields(request, rt, body, "CreateOptions")
                 obj = self.api.create(rt, namespace, body, dry_run=q.get("dryRun") == "All")
-                return _json_response(obj, status=201)
+                return _with_warnings(_json_response(obj, status=201), warnings)
             if method == "DELETE":
                 return await self._delete_collection(request, rt, namespace)
             raise errors.method_not_allowed()
@@ -205,12 +214,11 @@ class DevServer:
             if sub == "finalize":
                 self._require_object(body.get("spec") or {})
                 return _json_response(self.api.finalize_namespace(name, list((body.get("spec") or {}).get("finalizers") or [])))
+            body, warnings = self._check_fields(request, rt, body, "UpdateOptions")
             obj = self.api.update(rt, namespace, name, body, subresource=sub, dry_run=q.get("dryRun") == "All")
-            return _json_response(obj)
+            return _with_warnings(_json_response(obj), warnings)
         if method == "PATCH":
-            obj = self.api.patch(rt, namespace, name, await request.read(), request.headers.get("Content-Type", ""),
-                                 subresource=sub, dry_run=q.get("dryRun") == "All")
-            return _json_response(obj)
+            return await self._patch(request, rt, namespace, name, sub)
         if method == "DELETE":
             raw = await request.read()
             body = _decode(raw, request.headers.get("Content-Type", "")) if raw else None
@@ -220,6 +228,66 @@ class DevServer:
                 return _json_response(obj)
             return _json_response(self._success_status(rt, obj))
         raise errors.method_not_allowed()
+
+    def _check_fields(self, request: web.Request, rt: ResourceType, body: Obj,
+                      options_kind: str) -> tuple[Obj, list[str]]:
+        """``fieldValidation`` for POST/PUT: Strict fails on unknown fields (400), Warn reports them as
+        warnings, and both Warn and Ignore drop them, as a lenient decode would."""
+        from devcluster import openapi
+
+        directive = openapi.field_validation(request.query, options_kind)
+        unknown = openapi.unknown_fields(rt, body)
+        if not unknown:
+            return body, []
+        if directive == "Strict":
+            kind = body.get("kind") or rt.kind
+            version = str(body.get("apiVersion") or rt.api_version).rpartition("/")[2]
+            raise errors.bad_request(f'{kind} in version "{version}" cannot be handled as a {rt.kind}: '
+                                     f"{openapi.strict_decoding_message(unknown)}")
+        warnings = [f'unknown field "{f}"' for f in unknown] if directive == "Warn" else []
+        return openapi.drop_fields(body, unknown), warnings
+
+    async def _patch(self, request: web.Request, rt: ResourceType, namespace: str | None, name: str,
+                     sub: str | None) -> web.Response:
+        """PATCH with ``fieldValidation``: unknown fields the patch introduces are checked on the patched
+        object (Strict: 422 on ``patch``, as kube-apiserver's patcher reports it; Warn: warnings)."""
+        import copy
+
+        from devcluster import openapi
+        from devcluster.patch import apply_patch
+
+        q = request.query
+        raw = await request.read()
+        ctype = request.headers.get("Content-Type", "")
+        dry_run = q.get("dryRun") == "All"
+        directive = openapi.field_validation(q, "PatchOptions")
+        if directive == "Ignore" and not rt.builtin:
+            return _json_response(self.api.patch(rt, namespace, name, raw, ctype, subresource=sub, dry_run=dry_run))
+        old = self.api.try_get(rt, namespace, name)
+        if old is None:  # let the registry answer (404 with its wording, fault injection)
+            return _json_response(self.api.patch(rt, namespace, name, raw, ctype, subresource=sub, dry_run=dry_run))
+        patched = apply_patch(copy.deepcopy(old), raw, ctype, rt.kind if rt.builtin else None)
+        before = set(openapi.unknown_fields(rt, old))
+        unknown = [f for f in openapi.unknown_fields(rt, patched) if f not in before]
+        if not unknown:
+            return _json_response(self.api.patch(rt, namespace, name, raw, ctype, subresource=sub, dry_run=dry_run))
+        if directive == "Strict":
+            from devcluster.tables import go_text
+
+            ctype_main = ctype.split(";")[0].strip().lower()
+            if ctype_main == "application/strategic-merge-patch+json":
+                value = go_text(_decode(raw, ctype))
+            else:
+                value = json.dumps(patched, separators=(",", ":"), sort_keys=True)
+            message = f"Invalid value: {json.dumps(value)}: {openapi.strict_decoding_message(unknown)}"
+            raise errors.invalid("", "", "", [errors.Cause("FieldValueInvalid", message, "patch")])
+        warnings = [f'unknown field "{f}"' for f in unknown] if directive == "Warn" else []
+        if not rt.builtin:  # the CRD schema prunes them on the way in
+            obj = self.api.patch(rt, namespace, name, raw, ctype, subresource=sub, dry_run=dry_run)
+        else:
+            obj = self.api.update(rt, namespace, name, openapi.drop_fields(patched, unknown), subresource=sub,
+                                  dry_run=dry_run, require_rv=False)
+        return _with_warnings(_json_response(obj), warnings)
 
     @staticmethod
     def _require_object(body: Any) -> None:
@@ -239,16 +307,13 @@ class DevServer:
         details["uid"] = obj["metadata"]["uid"]
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
 
-    def _wants_table(self, request: web.Request) -> bool:
-        return "as=Table" in request.headers.get("Accept", "")
+    @staticmethod
+    def _target(request: web.Request) -> Target:
+        """Accept negotiation: plain JSON, a Table or PartialObjectMetadata (406 if none fits)."""
+        return Target.negotiate(request.headers.get("Accept"))
 
     def _render_object(self, request: web.Request, rt: ResourceType, obj: Obj) -> web.Response:
-        if self._wants_table(request):
-            from devcluster import tables
-
-            return _json_response(tables.to_table(rt, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]},
-                                                  request.query.get("includeObject", "Object")))
-        return _json_response(obj)
+        return _json_response(self._target(request).render_object(rt, obj, request.query))
 
     def _matcher(self, rt: ResourceType, label_selector: str, field_selector: str) -> Callable[[Obj], bool] | None:
         from devcluster.selectors import FieldSelector, LabelSelector
@@ -268,6 +333,7 @@ class DevServer:
 
     def _list(self, request: web.Request, rt: ResourceType, namespace: str | None) -> web.Response:
         q = request.query
+        target = self._target(request)
         matcher = self._matcher(rt, q.get("labelSelector", ""), q.get("fieldSelector", ""))
         items, rv = self.api.list(rt, namespace, matcher)
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
@@ -285,23 +351,22 @@ class DevServer:
             meta["continue"] = _encode_continue(rv, last.get("namespace", ""), last["name"])
             meta["remainingItemCount"] = len(items) - limit
             items = items[:limit]
-        if self._wants_table(request):
-            from devcluster import tables
-
-            return _json_response(tables.to_table(rt, items, meta, q.get("includeObject", "Object")))
-        return _json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta,
-                               "items": [_strip_type(rt, o) for o in items]})
+        return _json_response(target.render_list(rt, items, meta, q, lambda: {
+            "kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta,
+            "items": [_strip_type(rt, o) for o in items]}))
 
     async def _watch(self, request: web.Request, rt: ResourceType, namespace: str | None,
                      field_selector: str) -> web.StreamResponse:
         q = request.query
+        transform = self._target(request).watch_transform(rt, q)
         params = WatchParams.from_query(q)
         params.validate(q.get("resourceVersionMatch"))
         matcher = self._matcher(rt, q.get("labelSelector", ""), field_selector) or (lambda o: True)
         if self.api.faults is not None:
             self.api.faults.check("watch", rt, namespace or "", "")
         return await serve_watch(request, self.api.store, rt, namespace if rt.namespaced else None, matcher,
-                                 params, bookmark_interval=self.bookmark_interval, faults=self.api.faults)
+                                 params, bookmark_interval=self.bookmark_interval, faults=self.api.faults,
+                                 transform=transform)
 
     async def _delete_collection(self, request: web.Request, rt: ResourceType,
                                  namespace: str | None) -> web.Response:

@@ -97,7 +97,14 @@ def translate(event: WatchEvent, matches: Callable[[Obj], bool]) -> tuple[str, O
 
 async def serve_watch(request: web.Request, store: Store, rt: ResourceType, namespace: str | None,
                       matches: Callable[[Obj], bool], params: WatchParams, *,
-                      bookmark_interval: float, faults: Any = None) -> web.StreamResponse:
+                      bookmark_interval: float, faults: Any = None,
+                      transform: Callable[[Obj], Obj] | None = None) -> web.StreamResponse:
+    """Serve one watch. ``transform`` (content negotiation, e.g. ``as=Table``) maps each event object
+    except ERROR statuses, in stream order; transformed frames are never shared between watchers."""
+
+    def framed(event_type: str, obj: Obj) -> bytes:
+        return _frame(event_type, transform(obj) if transform is not None else obj)
+
     # Subscribe before reading the log/snapshot so nothing committed in between is lost; duplicates
     # are skipped by revision.
     sub = store.subscribe(rt.key, namespace)
@@ -128,9 +135,9 @@ async def serve_watch(request: web.Request, store: Store, rt: ResourceType, name
 
         resp = await _start(request)
         for event_type, obj in initial:
-            await resp.write(_frame(event_type, _with_type(rt, obj)))
+            await resp.write(framed(event_type, _with_type(rt, obj)))
         if end_marker:
-            await resp.write(_frame("BOOKMARK", bookmark(rt, last_sent, initial_end=True)))
+            await resp.write(framed("BOOKMARK", bookmark(rt, last_sent, initial_end=True)))
 
         # kube-apiserver picks a random timeout in [minRequestTimeout, 2*minRequestTimeout) when none is given.
         timeout = params.timeout_seconds if params.timeout_seconds is not None else 1800 * (1 + random.random())
@@ -148,7 +155,7 @@ async def serve_watch(request: web.Request, store: Store, rt: ResourceType, name
                 event = await asyncio.wait_for(sub.queue.get(), timeout=wait)
             except TimeoutError:
                 if params.allow_bookmarks and loop.time() >= next_bookmark:
-                    await resp.write(_frame("BOOKMARK", bookmark(rt, store.current_rv)))
+                    await resp.write(framed("BOOKMARK", bookmark(rt, store.current_rv)))
                     next_bookmark = loop.time() + bookmark_interval
                 continue
             if event is None:  # the server (or a fault) ends the stream
@@ -161,6 +168,9 @@ async def serve_watch(request: web.Request, store: Store, rt: ResourceType, name
                 continue
             if faults is not None and faults.should_drop_watch(rt):
                 break
+            if transform is not None:
+                await resp.write(framed(shown[0], _with_type(rt, shown[1])))
+                continue
             frame = event.frames.get(shown[0])
             if frame is None:
                 frame = event.frames[shown[0]] = _frame(shown[0], _with_type(rt, shown[1]))
