@@ -285,6 +285,7 @@ class ApiServer:
         strategy = self.strategy(rt)
         strategy.prepare_update(self, rt, old, new)
         new = self._schema_pipeline(rt, new, old)
+        meta = new["metadata"]  # pruning may have replaced the metadata dict (ObjectMeta round-trip)
         causes = strategy.validate_update(self, rt, old, new)
         if old_meta.get("deletionTimestamp"):
             added = [f for f in meta.get("finalizers") or [] if f not in (old_meta.get("finalizers") or [])]
