@@ -20,6 +20,7 @@ def install_strategies(api: ApiServer) -> None:
         "/namespaces": builtins.NamespaceStrategy(),
         "/pods": builtins.PodStrategy(),
         "/services": builtins.ServiceStrategy(),
+        "/endpoints": builtins.EndpointsStrategy(),
         "/persistentvolumeclaims": builtins.PvcStrategy(),
         "/persistentvolumes": builtins.PvStrategy(),
         "/secrets": builtins.SecretStrategy(),

@@ -187,6 +187,24 @@ class ServiceStrategy(Strategy):
         return []
 
 
+# -- endpoints ----------------------------------------------------------------------------------------
+class EndpointsStrategy(Strategy):
+    """``SetDefaults_EndpointPort``: a port without a protocol is TCP."""
+
+    @staticmethod
+    def _defaults(obj: Obj) -> None:
+        for subset in obj.get("subsets") or []:
+            for port in (subset.get("ports") or []) if isinstance(subset, dict) else []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+
+    def prepare_create(self, api: ApiServer, rt: ResourceType, obj: Obj) -> None:
+        self._defaults(obj)
+
+    def prepare_update(self, api: ApiServer, rt: ResourceType, old: Obj, new: Obj) -> None:
+        self._defaults(new)
+
+
 # -- persistent volume claims -------------------------------------------------------------------------
 def parse_quantity(value: Any) -> float:
     """Kubernetes resource quantity to a number (bytes for storage, cores for cpu)."""
