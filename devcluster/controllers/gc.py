@@ -204,6 +204,8 @@ class GarbageCollector:
         self._owner_uids.clear()
         self._by_uid.clear()
         self._ident_uid.clear()
+        with_refs: list[tuple[Ident, Obj]] = []
+        waiting: set[str] = set()
         for rt in resource_types(self.api):
             if rt.key in IGNORED_KEYS:
                 continue
@@ -211,9 +213,18 @@ class GarbageCollector:
                 ident = (rt.key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
                 self._index(ident, obj)
                 if _refs(obj):
-                    self.queue.add(("dependent", ident))
+                    with_refs.append((ident, obj))
+                if _deleting(obj, FOREGROUND):
+                    waiting.add(obj["metadata"].get("uid", ""))
                 if _deleting(obj, FOREGROUND) or _deleting(obj, ORPHAN):
                     self.queue.add(("owner", ident))
+        # Only dependents that may have lost an owner need a look; live, settled graphs cost nothing.
+        for ident, obj in with_refs:
+            for ref in _refs(obj):
+                owner = self._by_uid.get(str(ref.get("uid", "")))
+                if owner is None or owner[2] != ref.get("name") or ref.get("uid") in waiting:
+                    self.queue.add(("dependent", ident))
+                    break
 
     def _on_event(self, event: WatchEvent) -> None:
         """Store listener: runs inside a commit, so it only updates indexes and queues work."""
