@@ -151,6 +151,27 @@ def test_get_tables_for_builtin_kinds(kubectl: Kubectl, core: client.CoreV1Api, 
     assert header(out) == ["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION",
                            "AGE"]
     assert "standard (default)" in rows(out)
+    core.create_node({"metadata": {"name": "n1", "labels": {"node-role.kubernetes.io/control-plane": ""}},
+                      "spec": {"unschedulable": True}})
+    core.patch_node_status("n1", {"status": {"conditions": [{"type": "Ready", "status": "True"}],
+                                             "nodeInfo": {"kubeletVersion": "v1.36.0", "machineID": "",
+                                                          "systemUUID": "", "bootID": "", "kernelVersion": "",
+                                                          "osImage": "", "containerRuntimeVersion": "",
+                                                          "kubeProxyVersion": "", "operatingSystem": "linux",
+                                                          "architecture": "amd64"}}})
+    out = kubectl.run("get", "node", "n1").stdout
+    assert header(out) == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert rows(out)["n1"][1:3] == ["Ready,SchedulingDisabled", "control-plane"] and rows(out)["n1"][4] == "v1.36.0"
+    client.CoordinationV1Api(core.api_client).create_namespaced_lease(NS, {
+        "metadata": {"name": "leader"}, "spec": {"holderIdentity": "pod-a"}})
+    out = kubectl.run("get", "leases").stdout
+    assert header(out) == ["NAME", "HOLDER", "AGE"] and rows(out)["leader"][1] == "pod-a"
+    client.PolicyV1Api(core.api_client).create_namespaced_pod_disruption_budget(NS, {
+        "metadata": {"name": "pdb"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "x"}}}})
+    out = kubectl.run("get", "pdb").stdout
+    assert header(out) == ["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"]
+    assert rows(out)["pdb"][1:3] == ["N/A", "1"]
+
     install_crd(kubectl, tmp_path)
     out = kubectl.run("get", "crd").stdout
     assert header(out) == ["NAME", "CREATED AT"]
@@ -531,3 +552,25 @@ def test_describe_pod_and_custom_resource(kubectl: Kubectl, core: client.CoreV1A
     described = kubectl.run("describe", "wd", "w1").stdout
     assert "API Version:  dev.ballast.io/v1" in described and "Kind:         Widget" in described
     assert "Replicas:  2" in described and "Events:" in described
+
+
+SYSTEM_KUBECTL = Path("/usr/bin/kubectl")
+
+
+@pytest.mark.skipif(not SYSTEM_KUBECTL.exists(), reason="no system kubectl on this machine")
+def test_older_system_kubectl_still_works(kubectl: Kubectl, tmp_path: Path) -> None:
+    """The image's kubectl (1.32) negotiates the same documents: apply twice, tables, scale, wait."""
+    old = Kubectl(str(SYSTEM_KUBECTL), kubectl.kubeconfig, tmp_path / "old-kubectl-home")
+    old.cache_dir.mkdir()
+    old.run("apply", "-f", write(tmp_path, "crd.yaml", CRD))
+    old.run("wait", "--for=condition=Established", "crd/widgets.dev.ballast.io", "--timeout=10s")
+    old.run("apply", "-f", write(tmp_path, "w.yaml", widget("w1", replicas=1, size="s")))
+    assert "configured" in old.run("apply", "-f", write(tmp_path, "w.yaml", widget("w1", replicas=2))).stdout
+    out = old.run("get", "wd").stdout
+    assert header(out) == ["NAME", "REPLICAS", "READY", "AGE"] and rows(out)["w1"][1] == "2"
+    proc = old.run("apply", "-f", write(tmp_path, "bad.yaml", widget("w2", nope=1)), check=False)
+    assert 'strict decoding error: unknown field "spec.nope"' in proc.stderr
+    old.run("scale", "wd/w1", "--replicas=3")
+    old.run("wait", "--for=jsonpath={.spec.replicas}=3", "wd/w1", "--timeout=5s")
+    out = old.run("get", "svc", "-A").stdout
+    assert header(out) == ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
