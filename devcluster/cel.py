@@ -1186,7 +1186,7 @@ class _Compiler:
             raise _Issue(f"found no matching overload for '{name}' applied to "
                          f"'({', '.join(_kind(self.compile(a)[1]) for a in args)})'", ident)
         compiled = [self.compile(a) for a in args]
-        if name == "size" and _kind(compiled[0][1]) not in ("string", "bytes", "list", "map", "object", "dyn"):
+        if name == "size" and _kind(compiled[0][1]) not in ("string", "bytes", "list", "map", "dyn"):
             raise _Issue(f"found no matching overload for 'size' applied to '({_kind(compiled[0][1])})'", ident)
         return self.call(impl, [fn for fn, _ in compiled]), _SCALARS.get(result, DYN)
 

@@ -589,32 +589,56 @@ def _normalize_field_path(path: str, node: _Node) -> str | None:
 _META_FIELDS = frozenset({"apiVersion", "kind", "metadata"})
 
 
-def _prune(x: Any, s: _Node | None, resource_root: bool = False) -> None:
+class _Unknown:
+    """Collects the paths of pruned fields (``spec.foo``, ``spec.items[0].bar``) when asked to."""
+
+    __slots__ = ("paths",)
+
+    def __init__(self, paths: list[str] | None) -> None:
+        self.paths = paths
+
+    def record(self, parent: str, key: str) -> None:
+        if self.paths is not None:
+            self.paths.append(f"{parent}.{key}" if parent else key)
+
+
+_NOT_TRACKED = _Unknown(None)
+
+
+def _prune(x: Any, s: _Node | None, resource_root: bool = False, unknown: _Unknown = _NOT_TRACKED,
+           path: str = "") -> None:
+    """``pruning.Prune``: remove what ``s`` does not specify (``path`` is only used for ``unknown``)."""
     if s is not None and s.preserve_unknown:
-        _skip_prune(x, s, resource_root)
+        _skip_prune(x, s, resource_root, unknown, path)
         return
     if isinstance(x, dict):
         if s is None:
+            for k in x:
+                unknown.record(path, k)
             x.clear()
             return
         meta_ok = resource_root or s.embedded
         for k in list(x):
             if meta_ok and k in _META_FIELDS:
                 continue
+            child_path = f"{path}.{k}" if path else k
             prop = s.properties.get(k)
             if prop is not None:
-                _prune(x[k], prop, prop.embedded)
+                _prune(x[k], prop, prop.embedded, unknown, child_path)
             elif s.has_additional:
-                _prune(x[k], s.additional, s.additional is not None and s.additional.embedded)
+                additional = s.additional
+                _prune(x[k], additional, additional is not None and additional.embedded, unknown, child_path)
             else:
+                unknown.record(path, k)
                 del x[k]
     elif isinstance(x, list):
         items = s.items if s is not None else None
-        for v in x:
-            _prune(v, items, items is not None and items.embedded)
+        for i, v in enumerate(x):
+            _prune(v, items, items is not None and items.embedded, unknown, f"{path}[{i}]")
 
 
-def _skip_prune(x: Any, s: _Node | None, resource_root: bool = False) -> None:
+def _skip_prune(x: Any, s: _Node | None, resource_root: bool, unknown: _Unknown, path: str) -> None:
+    """Pruning below ``x-kubernetes-preserve-unknown-fields``: only specified fields are descended into."""
     if s is None:
         return
     if isinstance(x, dict):
@@ -622,14 +646,17 @@ def _skip_prune(x: Any, s: _Node | None, resource_root: bool = False) -> None:
         for k, v in x.items():
             if meta_ok and k in _META_FIELDS:
                 continue
+            child_path = f"{path}.{k}" if path else k
             prop = s.properties.get(k)
             if prop is not None:
-                _prune(v, prop, prop.embedded)
+                _prune(v, prop, prop.embedded, unknown, child_path)
             elif s.has_additional:
-                _prune(v, s.additional, s.additional is not None and s.additional.embedded)
+                additional = s.additional
+                _prune(v, additional, additional is not None and additional.embedded, unknown, child_path)
     elif isinstance(x, list):
-        for v in x:
-            _skip_prune(v, s.items, s.items is not None and s.items.embedded)
+        items = s.items
+        for i, v in enumerate(x):
+            _skip_prune(v, items, items is not None and items.embedded, unknown, f"{path}[{i}]")
 
 
 def _prune_nulls(x: Any, s: _Node | None) -> None:
@@ -653,7 +680,11 @@ _OWNER_REF_FIELDS = ("apiVersion", "kind", "name", "uid", "controller", "blockOw
 _MANAGED_FIELDS = ("manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1", "subresource")
 
 
-def _coerce_object_meta(meta: Any) -> Any:
+_OBJECT_META_FIELDS = (*_META_STRINGS, "generation", "deletionGracePeriodSeconds", "labels", "annotations",
+                       "ownerReferences", "finalizers", "managedFields")
+
+
+def _coerce_object_meta(meta: Any, unknown: _Unknown = _NOT_TRACKED, path: str = "metadata") -> Any:
     """Round-trip ``metadata`` through ``metav1.ObjectMeta``: unknown keys and empty values disappear.
 
     Known fields of the wrong type are left alone (upstream fails the decode; the server's own metadata
@@ -661,39 +692,49 @@ def _coerce_object_meta(meta: Any) -> Any:
     """
     if not isinstance(meta, dict):
         return meta
+    for k in meta:
+        if k not in _OBJECT_META_FIELDS:
+            unknown.record(path, k)
     out: dict[str, Any] = {}
-    for k in (*_META_STRINGS, "generation", "deletionGracePeriodSeconds", "labels", "annotations",
-              "ownerReferences", "finalizers", "managedFields"):
+    for k in _OBJECT_META_FIELDS:
         if k not in meta:
             continue
         v = meta[k]
         empty = v == "" or v == {} or v == [] or (type(v) is int and v == 0)
         if v is None or (empty and k != "deletionGracePeriodSeconds"):
             continue  # omitempty
-        if k == "ownerReferences" and isinstance(v, list):
-            v = [{f: r.get(f, "") for f in _OWNER_REF_FIELDS[:4]} | {
-                f: r[f] for f in _OWNER_REF_FIELDS[4:] if r.get(f) is not None} if isinstance(r, dict) else r
-                 for r in v]
-        elif k == "managedFields" and isinstance(v, list):
-            v = [{f: e[f] for f in _MANAGED_FIELDS if e.get(f) not in (None, "")} if isinstance(e, dict) else e
-                 for e in v]
+        if k in ("ownerReferences", "managedFields") and isinstance(v, list):
+            v = [_coerce_list_entry(k, entry, unknown, f"{path}.{k}[{i}]") for i, entry in enumerate(v)]
         out[k] = v
     return out
 
 
-def _coerce_embedded(x: Any, s: _Node | None) -> None:
+def _coerce_list_entry(kind: str, entry: Any, unknown: _Unknown, path: str) -> Any:
+    if not isinstance(entry, dict):
+        return entry
+    known = _OWNER_REF_FIELDS if kind == "ownerReferences" else _MANAGED_FIELDS
+    for k in entry:
+        if k not in known:
+            unknown.record(path, k)
+    if kind == "ownerReferences":  # apiVersion/kind/name/uid are always serialized
+        return {f: entry.get(f, "") for f in known[:4]} | {f: entry[f] for f in known[4:] if entry.get(f) is not None}
+    return {f: entry[f] for f in known if entry.get(f) not in (None, "")}
+
+
+def _coerce_embedded(x: Any, s: _Node | None, unknown: _Unknown = _NOT_TRACKED, path: str = "") -> None:
+    """``objectmeta.Coerce``: ``metadata`` of embedded resources becomes a clean ObjectMeta."""
     if s is None:
         return
     if isinstance(x, dict):
         if s.embedded and "metadata" in x:
-            x["metadata"] = _coerce_object_meta(x["metadata"])
+            x["metadata"] = _coerce_object_meta(x["metadata"], unknown, f"{path}.metadata" if path else "metadata")
         for k, v in x.items():
             child = s.child(k)
             if child is not None and child.any_embedded:
-                _coerce_embedded(v, child)
+                _coerce_embedded(v, child, unknown, f"{path}.{k}" if path else k)
     elif isinstance(x, list) and s.items is not None and s.items.any_embedded:
-        for v in x:
-            _coerce_embedded(v, s.items)
+        for i, v in enumerate(x):
+            _coerce_embedded(v, s.items, unknown, f"{path}[{i}]")
 
 
 def _default(x: Any, s: _Node | None) -> None:
@@ -1633,14 +1674,25 @@ class CompiledSchema:
             raise SchemaError(_causes(errs))
         return cls(root)
 
-    def prune(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Drop fields the schema does not know (in place); returns ``obj``."""
-        _prune(obj, self._root, resource_root=True)
-        _prune_nulls(obj, self._root)
+    def prune(self, obj: dict[str, Any], unknown_fields: list[str] | None = None) -> dict[str, Any]:
+        """Drop fields the schema does not know (in place); returns ``obj``.
+
+        If ``unknown_fields`` is given, the paths of dropped fields are appended to it in upstream's
+        order (root ``metadata.*`` first, then sorted schema paths, then embedded metadata); with
+        ``fieldValidation=Strict`` kube-apiserver rejects the request with
+        ``strict decoding error: unknown field "<path>", ...``.
+        """
+        meta_unknown, pruned, embedded = (_Unknown([] if unknown_fields is not None else None) for _ in range(3))
         if "metadata" in obj:
-            obj["metadata"] = _coerce_object_meta(obj["metadata"])
+            obj["metadata"] = _coerce_object_meta(obj["metadata"], meta_unknown)
+        _prune(obj, self._root, True, pruned)
+        _prune_nulls(obj, self._root)
         if self._root.any_embedded:
-            _coerce_embedded(obj, self._root)
+            _coerce_embedded(obj, self._root, embedded)
+        if unknown_fields is not None:
+            for part in (meta_unknown, pruned, embedded):
+                assert part.paths is not None
+                unknown_fields.extend(part.paths if part is meta_unknown else sorted(part.paths))
         return obj
 
     def default(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -1648,13 +1700,27 @@ class CompiledSchema:
         _default(obj, self._root)
         return obj
 
-    def validate(self, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[Cause]:
-        """Validate ``obj`` (``old`` is the stored object on update); returns kube-apiserver's causes."""
+    def validate(self, obj: dict[str, Any], old: dict[str, Any] | None = None, *,
+                 subresource: str | None = None) -> list[Cause]:
+        """Validate ``obj`` (``old`` is the stored object on update); returns kube-apiserver's causes.
+
+        With ``subresource="status"`` (a write to ``/status``; ``obj`` is the old object with the new
+        status) only ``.status`` is schema-checked, against the status schema, as upstream's
+        ``statusStrategy`` does; list types and CEL rules still cover the whole object.
+        """
         root = self._root
-        openapi = _OpenAPI(None)
-        openapi.validate(obj, root, "", old if old is not None else _NO_OLD)
-        errs = openapi.errs
-        _embedded_errors(obj, root, None, errs)
+        if subresource == "status":
+            status_schema = root.properties.get("status")
+            openapi = _OpenAPI("status")
+            if "status" in obj and status_schema is not None:
+                old_status = old["status"] if old is not None and "status" in old else _NO_OLD
+                openapi.validate(obj["status"], status_schema, "", old_status)
+            errs = openapi.errs
+        else:
+            openapi = _OpenAPI(None)
+            openapi.validate(obj, root, "", old if old is not None else _NO_OLD)
+            errs = openapi.errs
+            _embedded_errors(obj, root, None, errs)
         if root.any_list_types:
             old_list_errs: list[_E] = []
             if old is not None:

@@ -299,6 +299,21 @@ def test_prune_nested_unknown_fields_keeps_type_meta_and_object_meta() -> None:
                    "spec": {"a": {"b": "x"}, "l": [{"x": 1}]}}
 
 
+def test_prune_reports_unknown_field_paths_for_strict_field_validation() -> None:
+    cs = compiled(obj_schema(
+        a={"type": "object", "properties": {"b": {"type": "string"}}},
+        l={"type": "array", "items": {"type": "object", "properties": {"x": {"type": "integer"}}}},
+        t={"type": "object", "x-kubernetes-embedded-resource": True, "x-kubernetes-preserve-unknown-fields": True}))
+    obj = {"apiVersion": "g/v1", "kind": "K", "metadata": {"name": "n", "zeta": 1, "alpha": 2},
+           "spec": {"zz": 1, "a": {"c": 1, "b": "x"}, "l": [{"x": 1}, {"y": 2}],
+                    "t": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "bad": 1}}}, "status": {}}
+    unknown: list[str] = []
+    cs.prune(obj, unknown)
+    assert unknown == ["metadata.zeta", "metadata.alpha", "spec.a.c", "spec.l[1].y", "spec.zz", "status",
+                       "spec.t.metadata.bad"]
+    assert obj["spec"]["t"]["metadata"] == {"name": "p"}
+
+
 def test_prune_preserve_unknown_fields() -> None:
     cs = compiled({"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {
         "known": {"type": "object", "properties": {"a": {"type": "string"}}}}})
@@ -541,6 +556,26 @@ def test_status_old_self_uses_the_old_objects_status() -> None:
     old = {"spec": {"x": 1}, "status": {"observed": 4}}
     assert cs.validate({"spec": {"x": 2}, "status": {"observed": 3}}, old) == [
         Cause("FieldValueInvalid", "Invalid value: 3: observed generation went backwards", "status.observed")]
+
+
+def test_status_subresource_validates_only_status_relative_to_its_schema() -> None:
+    cs = CompiledSchema.compile({"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {"replicas": {"type": "integer", "maximum": 3}}},
+        "status": {"type": "object", "required": ["phase"], "properties": {
+            "phase": {"type": "string", "enum": ["Ready", "Pending"]}, "replicas": {"type": "integer"}}}}})
+    old = {"spec": {"replicas": 5}, "status": {"phase": "Ready"}}  # spec became invalid before a schema change
+    new = {"spec": {"replicas": 5}, "status": {"phase": "Broken", "replicas": "x"}}
+    assert cs.validate(new, old, subresource="status") == [
+        Cause("FieldValueNotSupported", 'Unsupported value: "Broken": supported values: "Ready", "Pending"',
+              "status.phase"),
+        Cause("FieldValueTypeInvalid", 'Invalid value: "string": replicas in body must be of type integer: "string"',
+              "status.replicas"),
+    ]
+    assert cs.validate({"spec": {"replicas": 5}, "status": {}}, old, subresource="status") == [
+        Cause("FieldValueRequired", "Required value", "status.phase")]
+    # the main resource validates everything, with paths from the root
+    assert cs.validate(new)[0] == Cause("FieldValueInvalid", "Invalid value: 5: spec.replicas in body should be less "
+                                                             "than or equal to 3", "spec.replicas")
 
 
 # ------------------------------------------------------------------------------------------------
