@@ -11,10 +11,16 @@ if TYPE_CHECKING:
 def all_controllers(cluster: DevCluster) -> list[Any]:
     from devcluster.controllers.endpoints import EndpointsController
     from devcluster.controllers.gc import GarbageCollector
+    from devcluster.controllers.kubelet import Kubelet
     from devcluster.controllers.namespaces import NamespaceController
+    from devcluster.controllers.nodes import NodeController
     from devcluster.controllers.proxy import LoopbackProxy
+    from devcluster.controllers.scheduler import Scheduler
     from devcluster.controllers.statefulset import StatefulSetController
+    from devcluster.controllers.volumes import VolumeController
 
-    return [StatefulSetController(cluster), GarbageCollector.for_cluster(cluster),
+    # Node side first: nodes registered, then scheduling, storage and the kubelets that run pods.
+    node_side = [NodeController(cluster), Scheduler(cluster), VolumeController(cluster), Kubelet(cluster)]
+    return [*node_side, StatefulSetController(cluster), GarbageCollector.for_cluster(cluster),
             NamespaceController.for_cluster(cluster), EndpointsController.for_cluster(cluster),
             LoopbackProxy.for_cluster(cluster)]
