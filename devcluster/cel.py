@@ -27,7 +27,7 @@ import datetime as _dt
 import math
 import operator
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -835,7 +835,97 @@ _FUNCTIONS: dict[str, _Builtin] = {
 }
 _TYPE_NAMES = frozenset({"int", "uint", "double", "string", "bool", "bytes", "list", "map", "null_type",
                          "type", "dyn"})
-_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
+
+
+def _distinct(lst: Any) -> list[Any]:
+    out: list[Any] = []
+    for x in _l(lst):
+        if not any(values_equal(x, y) for y in out):
+            out.append(x)
+    return out
+
+
+def _flatten(lst: Any, depth: Any = 1) -> list[Any]:
+    out: list[Any] = []
+    for x in _l(lst):
+        if isinstance(x, list) and depth > 0:
+            out.extend(_flatten(x, depth - 1))
+        else:
+            out.append(x)
+    return out
+
+
+def _slice(lst: Any, start: Any, end: Any) -> list[Any]:
+    items = _l(lst)
+    if type(start) is not int or type(end) is not int:
+        raise _overload()
+    if start < 0 or end < start or end > len(items):
+        raise CelEvalError(f"cannot slice({start}, {end}), list is length {len(items)}")
+    return items[start:end]
+
+
+def _sort(lst: Any) -> list[Any]:
+    items = list(_l(lst))
+    lt = _cmp("<")
+    for i in range(1, len(items)):  # insertion sort with CEL ordering (mixed types raise no-overload)
+        j = i
+        while j > 0 and lt(items[j], items[j - 1]):
+            items[j - 1], items[j] = items[j], items[j - 1]
+            j -= 1
+    return items
+
+
+def _sets_contains(a: Any, b: Any) -> bool:
+    return all(any(values_equal(x, y) for y in _l(a)) for x in _l(b))
+
+
+def _sets_intersects(a: Any, b: Any) -> bool:
+    return any(any(values_equal(x, y) for y in _l(a)) for x in _l(b))
+
+
+def _lists_range(n: Any) -> list[int]:
+    if type(n) is not int:
+        raise _overload()
+    return list(range(n))
+
+
+_METHODS.update({
+    "distinct": (_distinct, "list", (1,)),
+    "flatten": (_flatten, "list", (1, 2)),
+    "reverse": (lambda v: _l(v)[::-1] if isinstance(v, list) else _s(v)[::-1], "dyn", (1,)),
+    "slice": (_slice, "list", (3,)),
+    "sort": (_sort, "list", (1,)),
+    "includes": (lambda lst, v: any(values_equal(x, v) for x in _l(lst)), "bool", (2,)),
+})
+# Namespaced functions (``sets.contains(a, b)``).
+_NAMESPACED: dict[str, _Builtin] = {
+    "sets.contains": (_sets_contains, "bool", (2,)),
+    "sets.intersects": (_sets_intersects, "bool", (2,)),
+    "sets.equivalent": (lambda a, b: _sets_contains(a, b) and _sets_contains(b, a), "bool", (2,)),
+    "lists.range": (_lists_range, "list", (1,)),
+}
+# Kubernetes CEL libraries this module does not implement (quantity, URL, IP/CIDR, semver, format,
+# string formatting). Rules using them compile, since kube-apiserver accepts them, but are not
+# evaluated (they always pass) rather than failing valid objects.
+_UNSUPPORTED_FUNCTIONS = frozenset({"quantity", "isQuantity", "url", "isURL", "ip", "isIP", "cidr", "isCIDR",
+                                    "semver", "isSemver"})
+_UNSUPPORTED_METHODS = frozenset({
+    "add", "sub", "asApproximateFloat", "asInteger", "compareTo", "isGreaterThan", "isLessThan", "isInteger",
+    "sign", "getEscapedPath", "getHost", "getHostname", "getPort", "getQuery", "getScheme", "family",
+    "isGlobalUnicast", "isLinkLocalMulticast", "isLinkLocalUnicast", "isLoopback", "isUnspecified",
+    "containsCIDR", "containsIP", "masked", "prefixLength", "major", "minor", "patch", "format", "quote",
+    "validate", "sortBy", "first", "last"})
+_UNSUPPORTED_NAMESPACES = frozenset({"format", "ip", "strings", "optional", "base64", "math"})
+_MACROS = frozenset({"all", "exists", "exists_one", "existsOne", "map", "filter", "transformList",
+                     "transformMap"})
+
+
+class _Unsupported(Exception):
+    """Raised when evaluation reaches a function of an unimplemented Kubernetes CEL library."""
+
+
+def _unsupported_call(env: Env) -> Any:
+    raise _Unsupported()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -949,6 +1039,7 @@ class _Compiler:
         self.lines = source.splitlines() or [""]
         self.scope: list[dict[str, Decl]] = [variables]
         self.referenced: set[str] = set()
+        self.unsupported = False
 
     def op_position(self, left: Any) -> Any:
         """Where cel-go reports a binary operator: the operator token after the left operand."""
@@ -1141,10 +1232,16 @@ class _Compiler:
         target_node, ident, *rest = tree.children
         name = str(ident)
         args = self.args(rest[0] if rest else None)
-        if name in _MACROS and len(args) in (2, 3):
+        if name in _MACROS and len(args) in (2, 3, 4):
             return self.macro(name, target_node, args, tree)
-        spec = _METHODS.get(name)
         paren = (ident.line, ident.column + len(name))
+        namespace = self.namespace(target_node)
+        if namespace is not None:
+            return self.namespaced_call(f"{namespace}.{name}", args, paren)
+        spec = _METHODS.get(name)
+        if spec is None and name in _UNSUPPORTED_METHODS:
+            self.unsupported = True
+            return _unsupported_call, DYN
         if spec is None:
             raise _Issue(f"undeclared reference to '{name}' (in container '')", paren)
         impl, result, arities = spec
@@ -1154,6 +1251,27 @@ class _Compiler:
         target, _ = self.compile(target_node)
         fns = [self.compile(a)[0] for a in args]
         return self.call(impl, [target, *fns]), _SCALARS.get(result, DYN)
+
+    def namespace(self, node: Any) -> str | None:
+        """``sets`` in ``sets.contains(...)``: a bare identifier that is not a variable."""
+        node = self.unwrap(node)
+        if isinstance(node, lark.Tree) and node.data == "ident":
+            name = str(node.children[0])
+            if self.lookup(name) is None and (name in ("sets", "lists") or name in _UNSUPPORTED_NAMESPACES):
+                return name
+        return None
+
+    def namespaced_call(self, name: str, args: list[Any], where: Any) -> tuple[Fn, Decl]:
+        spec = _NAMESPACED.get(name)
+        if spec is None:
+            if name.split(".")[0] in _UNSUPPORTED_NAMESPACES:
+                self.unsupported = True
+                return _unsupported_call, DYN
+            raise _Issue(f"undeclared reference to '{name}' (in container '')", where)
+        impl, result, arities = spec
+        if len(args) not in arities:
+            raise _Issue(f"found no matching overload for '{name}'", where)
+        return self.call(impl, [self.compile(a)[0] for a in args]), _SCALARS.get(result, DYN)
 
     def describe_call(self, target: Any, args: list[Any]) -> str:
         kinds = [_kind(self.compile(a)[1]) for a in args]
@@ -1179,6 +1297,9 @@ class _Compiler:
         if name == "has":
             return self.has_macro(args, tree)
         spec = _FUNCTIONS.get(name)
+        if spec is None and name in _UNSUPPORTED_FUNCTIONS:
+            self.unsupported = True
+            return _unsupported_call, DYN
         if spec is None:
             raise _Issue(f"undeclared reference to '{name}' (in container '')", ident)
         impl, result, arities = spec
@@ -1219,33 +1340,49 @@ class _Compiler:
         return node
 
     def macro(self, name: str, target_node: Any, args: list[Any], tree: Any) -> tuple[Fn, Decl]:
-        var_node = self.unwrap(args[0])
-        if not (isinstance(var_node, lark.Tree) and var_node.data == "ident"):
-            raise _Issue("argument must be a simple name", args[0])
-        var = str(var_node.children[0])
+        """Comprehension macros: ``all exists exists_one map filter`` over one variable, and the
+        two-variable forms (``all(i, v, p)``, ``existsOne``, ``transformList``, ``transformMap``)."""
+        two_vars = name in ("transformList", "transformMap") or (
+            name in ("all", "exists", "exists_one", "existsOne") and len(args) == 3)
+        if (name == "filter" and len(args) != 2) or (name in ("all", "exists") and len(args) not in (2, 3)) or (
+                name in ("transformList", "transformMap") and len(args) not in (3, 4)):
+            raise _Issue(f"found no matching overload for '{name}'", tree)
+        var_nodes = args[:2] if two_vars else args[:1]
+        names = []
+        for node in var_nodes:
+            var_node = self.unwrap(node)
+            if not (isinstance(var_node, lark.Tree) and var_node.data == "ident"):
+                raise _Issue("argument must be a simple name", node)
+            names.append(str(var_node.children[0]))
         target, t = self.compile(target_node)
         kind = _kind(t)
         if kind == "list":
-            elem = (t.elem if t is not None else None) or DYN
+            first, second = _SCALARS["int"], (t.elem if t is not None else None) or DYN
         elif kind == "map":
-            elem = _SCALARS["string"]
+            first, second = _SCALARS["string"], (t.elem if t is not None else None) or DYN
         elif kind == "dyn":
-            elem = DYN
+            first, second = DYN, DYN
         else:
             raise _Issue(f"expression of type '{kind}' cannot be range of a comprehension "
                          "(must be list, map, or dynamic)", target_node)
-        self.scope.append({var: elem})
+        frame = {names[0]: first, names[1]: second} if two_vars else {names[0]: second if kind == "list" else first}
+        self.scope.append(frame)
         try:
-            body = [self.compile(a) for a in args[1:]]
+            body = [self.compile(a) for a in args[len(names):]]
         finally:
             self.scope.pop()
-        is_predicate = name in ("all", "exists", "exists_one", "filter") or (name == "map" and len(args) == 3)
-        if is_predicate and _kind(body[0][1]) not in ("bool", "dyn"):
+        has_filter = name in ("all", "exists", "exists_one", "existsOne", "filter") or len(body) == 2
+        if has_filter and _kind(body[0][1]) not in ("bool", "dyn"):
             raise _Issue(f"found no matching overload for '_&&_' applied to '(bool, {_kind(body[0][1])})'",
-                             args[1])
+                         args[len(names)])
         fns = [fn for fn, _ in body]
-        return _comprehension(name, var, target, fns), (
-            _SCALARS["bool"] if name in ("all", "exists", "exists_one") else Decl("list", body[-1][1]))
+        if name in ("all", "exists", "exists_one", "existsOne"):
+            result: Decl = _SCALARS["bool"]
+        elif name == "transformMap":
+            result = Decl("map", body[-1][1])
+        else:
+            result = Decl("list", body[-1][1] if name != "filter" else second)
+        return _comprehension(name, names, target, fns), result
 
     def c_ident(self, tree: Any) -> tuple[Fn, Decl]:
         name = str(tree.children[0])
@@ -1318,23 +1455,25 @@ class _Compiler:
         return (lambda env: value), decl
 
 
-def _iterate(coll: Any) -> Iterable[Any]:
-    if isinstance(coll, list):
-        return coll
-    if isinstance(coll, dict):
-        return list(coll)
-    raise _overload()
+def _comprehension(name: str, names: list[str], target: Fn, body: list[Fn]) -> Fn:
+    """A macro over a list (index, element) or a map (key, value), binding ``names`` for ``body``.
 
-
-def _comprehension(name: str, var: str, target: Fn, body: list[Fn]) -> Fn:
-    """A macro over a list's elements or a map's keys, binding ``var`` for the body expressions."""
+    With one variable it is bound to a list's elements or a map's keys, as in CEL.
+    """
     pred = body[0]
     decisive = name == "exists"  # exists stops at the first true, all at the first false
+    two_vars = len(names) == 2
 
-    def all_or_exists(items: Iterable[Any], env: Env) -> bool:
+    def bind(env: Env, item: tuple[Any, Any]) -> None:
+        if two_vars:
+            env[names[0]], env[names[1]] = item
+        else:
+            env[names[0]] = item[1]
+
+    def all_or_exists(items: list[tuple[Any, Any]], env: Env) -> bool:
         err: CelEvalError | None = None
         for item in items:
-            env[var] = item
+            bind(env, item)
             try:
                 r = pred(env)
             except CelEvalError as exc:  # an error only matters if no element decides the result
@@ -1348,47 +1487,63 @@ def _comprehension(name: str, var: str, target: Fn, body: list[Fn]) -> Fn:
             raise err
         return not decisive
 
-    def exists_one(items: Iterable[Any], env: Env) -> bool:
+    def exists_one(items: list[tuple[Any, Any]], env: Env) -> bool:
         count = 0
         for item in items:
-            env[var] = item
+            bind(env, item)
             if _truthy(pred(env)):
                 count += 1
         return count == 1
 
-    def filter_items(items: Iterable[Any], env: Env) -> list[Any]:
+    def filter_items(items: list[tuple[Any, Any]], env: Env) -> list[Any]:
         out = []
         for item in items:
-            env[var] = item
+            bind(env, item)
             if _truthy(pred(env)):
-                out.append(item)
+                out.append(item[1])
         return out
 
     transform = body[-1]
     keep = body[0] if len(body) == 2 else None
 
-    def map_items(items: Iterable[Any], env: Env) -> list[Any]:
+    def map_items(items: list[tuple[Any, Any]], env: Env) -> list[Any]:
         out = []
         for item in items:
-            env[var] = item
+            bind(env, item)
             if keep is None or _truthy(keep(env)):
                 out.append(transform(env))
         return out
 
-    loop: Callable[[Iterable[Any], Env], Any] = {
-        "all": all_or_exists, "exists": all_or_exists, "exists_one": exists_one, "filter": filter_items,
+    def transform_map(items: list[tuple[Any, Any]], env: Env) -> dict[Any, Any]:
+        out = {}
+        for item in items:
+            bind(env, item)
+            if keep is None or _truthy(keep(env)):
+                out[item[0]] = transform(env)
+        return out
+
+    loop: Callable[[list[tuple[Any, Any]], Env], Any] = {
+        "all": all_or_exists, "exists": all_or_exists, "exists_one": exists_one, "existsOne": exists_one,
+        "filter": filter_items, "transformMap": transform_map,
     }.get(name, map_items)
 
     def run(env: Env) -> Any:
-        items = _iterate(target(env))
-        saved = env.get(var, _MISSING)
+        coll = target(env)
+        if isinstance(coll, list):
+            items = list(enumerate(coll))
+        elif isinstance(coll, dict):
+            items = list(coll.items()) if two_vars else [(k, k) for k in coll]
+        else:
+            raise _overload()
+        saved = [env.get(n, _MISSING) for n in names]
         try:
             return loop(items, env)
         finally:
-            if saved is _MISSING:
-                env.pop(var, None)
-            else:
-                env[var] = saved
+            for n, old in zip(names, saved, strict=True):
+                if old is _MISSING:
+                    env.pop(n, None)
+                else:
+                    env[n] = old
 
     return run
 
@@ -1399,14 +1554,18 @@ _MISSING = object()
 class Program:
     """A compiled CEL expression. ``evaluate`` raises :class:`CelEvalError` on runtime errors."""
 
-    __slots__ = ("_fn", "result_kind", "source", "uses_old_self")
+    __slots__ = ("_fn", "result_kind", "source", "unsupported", "uses_old_self")
 
-    def __init__(self, source: str, fn: Fn, result_kind: str, uses_old_self: bool) -> None:
+    def __init__(self, source: str, fn: Fn, result_kind: str, uses_old_self: bool, unsupported: bool) -> None:
         self.source, self._fn, self.result_kind, self.uses_old_self = source, fn, result_kind, uses_old_self
+        self.unsupported = unsupported  # uses a Kubernetes CEL library this module does not implement
 
     def evaluate(self, activation: Env) -> Any:
+        """The expression's value; None if evaluation needed an unimplemented library function."""
         try:
             return self._fn(dict(activation))
+        except _Unsupported:
+            return None
         except RecursionError:
             raise CelEvalError("expression nesting too deep") from None
 
@@ -1459,4 +1618,4 @@ def compile_expression(source: str, self_decl: Decl, *, expect: str = "bool",
     kind = _kind(decl)
     if kind not in (expect, "dyn"):
         raise CelCompileError(f"must evaluate to a {expect}", wrong_result_type=True)
-    return Program(source, fn, kind, "oldSelf" in compiler.referenced)
+    return Program(source, fn, kind, "oldSelf" in compiler.referenced, compiler.unsupported)

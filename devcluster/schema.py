@@ -1258,8 +1258,8 @@ def _cel_node(v: Any, old: Any, s: _Node, path: str | None, ratchet: _CelRatchet
         out.append(_E(INVALID, path, type_name, str(exc)))
         return
     for rule in s.rules:
-        if rule.program is None:
-            continue
+        if rule.program is None or rule.program.unsupported:
+            continue  # empty rule, or one needing a CEL library devcluster does not implement
         uses_old = rule.program.uses_old_self
         if uses_old and old is None and not rule.optional_old_self:
             continue  # transition rules only run when there is an old value to compare with

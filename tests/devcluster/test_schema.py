@@ -531,6 +531,68 @@ def test_cel_escaped_property_names_and_root_rules() -> None:
     assert cs.validate(bad) == [Cause("FieldValueInvalid", "Invalid value: bad name", "<nil>")]
 
 
+def test_cel_two_variable_comprehensions_sets_and_list_extensions() -> None:
+    schema = obj_schema(
+        weights={"type": "object", "additionalProperties": {"type": "integer"}, "x-kubernetes-validations": [
+            {"rule": "self.all(k, v, v >= 0 && k.size() < 10)", "message": "bad weight"},
+            {"rule": "self.transformMap(k, v, v * 2).all(k, self[k] * 2 < 100)", "message": "too heavy"}]},
+        zones={"type": "array", "items": {"type": "string"}, "x-kubernetes-validations": [
+            {"rule": "self.all(i, z, i == 0 || z > self[i - 1])", "message": "zones must be sorted"},
+            {"rule": "sets.contains(['a', 'b', 'c'], self)", "message": "unknown zone"},
+            {"rule": "self.distinct().size() == self.size() && self.sort() == self"}]})
+    assert errors(schema, {"weights": {"a": 1, "b": 2}, "zones": ["a", "b"]}) == []
+    assert errors(schema, {"weights": {"a": -1, "b": 60}, "zones": ["b", "a", "d"]}) == [
+        ("spec.weights", "FieldValueInvalid", "Invalid value: bad weight"),
+        ("spec.weights", "FieldValueInvalid", "Invalid value: too heavy"),
+        ("spec.zones", "FieldValueInvalid", "Invalid value: zones must be sorted"),
+        ("spec.zones", "FieldValueInvalid", "Invalid value: unknown zone"),
+        ("spec.zones", "FieldValueInvalid",
+         "Invalid value: failed rule: self.distinct().size() == self.size() && self.sort() == self"),
+    ]
+
+
+@pytest.mark.parametrize("rule", [
+    "self.missing > 0 || true",           # errors are absorbed when the other side decides
+    "false || !(self.missing > 0 && false)",
+    "-7 / 2 == -3 && -7 % 2 == -1",       # Go's truncating division
+    "[1, 2, 3].exists(x, x / (x - 1) > 1)",  # 1/0 errors, but 3/2 == 1 ... and 2/1 == 2 decides
+    "self.timeout < duration('1h') && self.start < self.end && self.start.getFullYear() == 2024",
+    "string(1.5) == '1.5' && int('42') == 42 && double(2) == 2.0 && 3u > 2u",
+    "'a,b'.split(',') == ['a', 'b'] && 'Hello'.lowerAscii() == 'hello' && '  x '.trim() == 'x'",
+    "'abc'.indexOf('c') == 2 && 'abc'.substring(1) == 'bc' && 'abc'.charAt(0) == 'a'",
+    "[3, 1, 2].min() == 1 && [1, 2].sum() == 3 && ['b', 'a'].isSorted() == false",
+    "'x-1'.find('[0-9]+') == '1' && 'a1b22'.findAll('[0-9]+') == ['1', '22']",
+    "type(self.missing) == int || type('s') == string",
+])
+def test_cel_semantics(rule: str) -> None:
+    schema = {"type": "object", "x-kubernetes-validations": [{"rule": rule}], "properties": {
+        "missing": {"type": "integer"}, "timeout": {"type": "string", "format": "duration"},
+        "start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"}}}
+    spec = {"timeout": "30m", "start": "2024-01-01T00:00:00Z", "end": "2024-06-01T00:00:00Z"}
+    assert errors(schema, spec) == []
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ("self.n * 9223372036854775807 > 0", "integer overflow evaluating rule: self.n * 9223372036854775807 > 0"),
+    ("self.n / 0 == 1", "division by zero evaluating rule: self.n / 0 == 1"),
+    ("[1][self.n] == 1", "index out of bounds: 2 evaluating rule: [1][self.n] == 1"),
+    ("self.n + 'x' == 'y'", "'no such overload': call arguments did not match a supported operator, "
+                            "function or macro signature for rule: self.n + 'x' == 'y'"),
+])
+def test_cel_runtime_errors(rule: str, message: str) -> None:
+    schema = {"type": "object", "additionalProperties": {"x-kubernetes-int-or-string": True},
+              "x-kubernetes-validations": [{"rule": rule}]}
+    assert errors(schema, {"n": 2}) == [("spec", "FieldValueInvalid", f'Invalid value: "object": {message}')]
+
+
+def test_cel_unimplemented_kubernetes_libraries_compile_and_pass() -> None:
+    schema = obj_schema(size={"type": "string", "x-kubernetes-validations": [
+        {"rule": "quantity(self).isLessThan(quantity('10Gi'))", "message": "too big"},
+        {"rule": "isURL(self) || self.startsWith('/')"}]})
+    assert validate_crd_schema_structural(obj_schema(spec=schema)) == []
+    assert errors(schema, {"size": "1Ti"}) == []
+
+
 def test_schema_errors_block_cel() -> None:
     schema = obj_schema(r={"type": "integer", "enum": [1], "x-kubernetes-validations": [{"rule": "self > 5"}]})
     cs = compiled(schema)
