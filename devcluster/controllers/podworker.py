@@ -45,6 +45,7 @@ log = logging.getLogger("devcluster.kubelet")
 
 BACKOFF_INITIAL, BACKOFF_MAX = 10.0, 300.0
 RETRY_SECONDS = 0.5
+INIT_RUN_SECONDS = 0.05
 
 
 class _Terminate(Exception):
@@ -312,6 +313,12 @@ class PodWorker:
                         return int(wait_task.result() or 0)
                     except Exception:
                         return 1
+                if c.init and wait_task is None:
+                    # An init container without a program of its own does its job and exits.
+                    if now - start >= INIT_RUN_SECONDS:
+                        return 0
+                    await self._wait(start + INIT_RUN_SECONDS - now)
+                    continue
                 probe = getattr(process, "ready", None)
                 if b.kind == "never_ready":
                     ready = False
