@@ -15,9 +15,14 @@ What mirrors cel-go + the Kubernetes CEL environment:
   heterogeneous numeric equality, commutative error handling for ``&&``/``||`` and the ``all``/``exists``
   macros, ``no such key: x`` for missing fields, list-type ``set``/``map`` equality ignoring order;
 * property-name escaping (``foo-bar`` is ``self.foo__dash__bar``, ``namespace`` is ``self.__namespace__``);
-* the standard library plus the Kubernetes string/list/regex extensions most rules use
-  (``lowerAscii``, ``split``, ``join``, ``isSorted``, ``sum``, ``find``, ...). Quantity, URL, IP/CIDR and
-  authz libraries are not implemented; they fail to compile as undeclared references.
+* the standard library and macros (``has``, ``all``, ``exists``, ``exists_one``, ``map``, ``filter``,
+  two-variable ``all``/``exists``/``existsOne``/``transformList``/``transformMap``) plus the Kubernetes
+  string/list/set/regex extensions (``lowerAscii``, ``split``, ``join``, ``isSorted``, ``sum``,
+  ``distinct``, ``sets.contains``, ``find``, ...).
+
+Not implemented: the quantity, URL, IP/CIDR, semver and ``format`` libraries and string ``format``.
+Rules calling them compile (kube-apiserver accepts them) and are skipped at runtime
+(:attr:`Program.unsupported`); the ``.?`` optional-field syntax is not in celpy's grammar and fails to parse.
 """
 
 from __future__ import annotations
@@ -482,6 +487,8 @@ def compile_regex(pattern: str) -> Any:
             rx = _re2.compile(pattern) if _re2 is not None else re.compile(pattern)
         except Exception as exc:
             raise ValueError(f"error parsing regexp: {exc}") from None
+        if len(_REGEX_CACHE) > 4096:  # patterns can come from data (``a.matches(b)``): keep it bounded
+            _REGEX_CACHE.clear()
         _REGEX_CACHE[pattern] = rx
     return rx
 
@@ -1054,7 +1061,7 @@ class _Compiler:
 
     @staticmethod
     def dot_position(ident: Any) -> Any:
-        """cel-go locates a selection at its ``.``, a member call at its ``(``."""
+        """cel-go locates a field selection at its ``.``."""
         return (ident.line, max(1, ident.column - 1))
 
     # -- helpers --------------------------------------------------------------------------------
