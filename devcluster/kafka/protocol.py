@@ -224,13 +224,27 @@ def unsupported_api_versions_response(spec_for_api_versions: tuple[int, int]) ->
     )
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedResponse:
+    """A response body a handler serialised itself (the Metadata hot path); ``response_type`` is the
+    kio class it is an encoding of, which decides the response header version."""
+
+    response_type: type
+    body: bytes
+
+
 def encode_response(correlation_id: int, response: Any) -> bytes:
-    """The complete response frame (length prefix, response header, body) for ``response``."""
+    """The complete response frame (length prefix, response header, body) for ``response`` (a kio
+    entity or an :class:`EncodedResponse`)."""
     buf = io.BytesIO()
     buf.write(b"\0\0\0\0")
-    header_type = type(response).__header_schema__
+    encoded = isinstance(response, EncodedResponse)
+    header_type = (response.response_type if encoded else type(response)).__header_schema__
     entity_writer(header_type)(buf, header_type(correlation_id=correlation_id))
-    entity_writer(type(response))(buf, response)
+    if encoded:
+        buf.write(response.body)
+    else:
+        entity_writer(type(response))(buf, response)
     frame = buf.getbuffer()
     _LEN.pack_into(frame, 0, len(frame) - 4)
     del frame

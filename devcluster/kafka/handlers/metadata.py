@@ -12,7 +12,7 @@
   the broker defaults and reported as LEADER_NOT_AVAILABLE, as AutoTopicCreationManager does.
 
 The partition loop is the hot path (a 20,000-partition cluster answers every client's full Metadata
-request), so it builds kio entities directly instead of going through :func:`protocol.build`.
+request), so responses are written by :mod:`.metadata_encoding` straight from the model's partitions.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ from __future__ import annotations
 import contextlib
 import random
 import uuid
-from dataclasses import fields
+from collections.abc import Iterator
 from typing import Any
-
-from kio.schema.errors import ErrorCode as Wire
 
 from devcluster.kafka.errors import ErrorCode, KafkaError
 from devcluster.kafka.handlers.common import (
@@ -34,7 +32,8 @@ from devcluster.kafka.handlers.common import (
     topic_name_is_valid,
 )
 from devcluster.kafka.handlers.context import NodeService, service
-from devcluster.kafka.protocol import ApiSpec, RequestContext, build, response_type
+from devcluster.kafka.handlers.metadata_encoding import metadata_writer
+from devcluster.kafka.protocol import ApiSpec, EncodedResponse, RequestContext
 from devcluster.kafka.types import ConfigResourceType, NodeView
 
 METADATA_KEY = 3
@@ -45,6 +44,9 @@ ENDPOINT_CONTROLLER = 2
 _ENDPOINT_NAMES = {ENDPOINT_BROKER: "BROKER", ENDPOINT_CONTROLLER: "CONTROLLER"}
 
 _UUID_ZERO = uuid.UUID(int=0)
+
+Row = tuple[int, int, int, int, tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+"""(error, partition index, leader, leader epoch, replicas, isr, offline replicas)."""
 
 
 # ------------------------------------------------------------------------------------------- Metadata
@@ -86,14 +88,33 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     if 8 <= version <= 10 and getattr(request, "include_cluster_authorized_operations", False):
         cluster_ops = CLUSTER_AUTHORIZED_OPERATIONS
 
-    resp_type = response_type(METADATA_KEY, version)
-    topic_type = _nested(resp_type, "topics")
-    encoder = _PartitionEncoder(svc, version, _nested(topic_type, "partitions"), alive)
+    writer = metadata_writer(version)
+    rows = _PartitionRows(svc, version, alive)
 
-    topics_out: list[Any] = []
+    def existing(topic: Any) -> dict[str, Any]:
+        parts = topic.partitions
+        return {
+            "error_code": 0,
+            "name": topic.name,
+            "topic_id": topic.topic_id,
+            "is_internal": topic.is_internal,
+            "partitions": writer.partitions(rows.rows(parts), len(parts)),
+            "topic_authorized_operations": topic_ops,
+        }
+
+    def missing(error: int, name: str | None, topic_id: uuid.UUID) -> dict[str, Any]:
+        return {
+            "error_code": error,
+            "name": name,
+            "topic_id": topic_id,
+            "is_internal": name in INTERNAL_TOPICS,
+            "partitions": (),
+            "topic_authorized_operations": topic_ops,
+        }
+
+    topics_out: list[dict[str, Any]] = []
     if all_topics:
-        for topic in model.topics():
-            topics_out.append(_topic_entry(topic_type, topic, encoder, topic_ops))
+        topics_out = [existing(topic) for topic in model.topics()]
     else:
         names: list[str] = []
         seen: set[str] = set()
@@ -102,18 +123,7 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
             if t.name is None and topic_id not in (None, _UUID_ZERO):
                 topic = model.topic_by_id(topic_id)
                 if topic is None:
-                    topics_out.append(
-                        build(
-                            topic_type,
-                            {
-                                "error_code": ErrorCode.UNKNOWN_TOPIC_ID,
-                                "name": None,
-                                "topic_id": topic_id,
-                                "partitions": (),
-                                "topic_authorized_operations": topic_ops,
-                            },
-                        )
-                    )
+                    topics_out.append(missing(ErrorCode.UNKNOWN_TOPIC_ID, None, topic_id))
                     continue
                 name = topic.name
             else:
@@ -129,7 +139,7 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
         for name in names:
             topic = model.topic(name)
             if topic is not None:
-                topics_out.append(_topic_entry(topic_type, topic, encoder, topic_ops))
+                topics_out.append(existing(topic))
                 continue
             if not topic_name_is_valid(name):
                 error = ErrorCode.INVALID_TOPIC_EXCEPTION
@@ -139,22 +149,9 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
                     model.create_topic(name)
             else:
                 error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            topics_out.append(
-                build(
-                    topic_type,
-                    {
-                        "error_code": error,
-                        "name": name,
-                        "topic_id": _UUID_ZERO,
-                        "is_internal": name in INTERNAL_TOPICS,
-                        "partitions": (),
-                        "topic_authorized_operations": topic_ops,
-                    },
-                )
-            )
+            topics_out.append(missing(error, name, _UUID_ZERO))
 
-    return build(
-        resp_type,
+    body = writer.body(
         {
             "throttle_time": 0,
             "brokers": brokers,
@@ -163,8 +160,9 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
             "topics": topics_out,
             "cluster_authorized_operations": cluster_ops,
             "error_code": 0,
-        },
+        }
     )
+    return EncodedResponse(writer.response_cls, body)
 
 
 def _metadata_error_response(ctx: RequestContext, request: Any, error: int) -> Any:
@@ -198,117 +196,45 @@ def _auto_create_enabled(svc: NodeService) -> bool:
     return any(e.name == "auto.create.topics.enable" and (e.value or "").lower() == "true" for e in entries)
 
 
-def _nested(entity_type: type, field_name: str) -> type:
-    for f in fields(entity_type):
-        if f.name == field_name:
-            tp = f.type
-            args = getattr(tp, "__args__", ())
-            if args and args[0] is not type(None) and hasattr(args[0], "__dataclass_fields__"):
-                return args[0]
-            for a in args:  # Optional[tuple[X, ...]]
-                inner = getattr(a, "__args__", ())
-                if inner and hasattr(inner[0], "__dataclass_fields__"):
-                    return inner[0]
-    raise LookupError(f"{entity_type.__name__} has no entity field {field_name}")
+class _PartitionRows:
+    """Turns model partitions into wire rows the way KRaftMetadataCache.getPartitionMetadata does."""
 
-
-def _topic_entry(topic_type: type, topic: Any, encoder: _PartitionEncoder, topic_ops: int) -> Any:
-    return build(
-        topic_type,
-        {
-            "error_code": Wire.none,
-            "name": topic.name,
-            "topic_id": topic.topic_id,
-            "is_internal": topic.is_internal,
-            "partitions": encoder.partitions(topic.partitions),
-            "topic_authorized_operations": topic_ops,
-        },
-    )
-
-
-class _PartitionEncoder:
-    """Builds MetadataResponsePartition entities of one version with as little per-partition work as
-    possible (this runs once per partition per Metadata request)."""
-
-    def __init__(self, svc: NodeService, version: int, partition_type: type, alive: list[NodeView]) -> None:
-        self.cls = partition_type
-        names = {f.name for f in fields(partition_type)}
-        self.with_epoch = "leader_epoch" in names
-        self.with_offline = "offline_replicas" in names
+    def __init__(self, svc: NodeService, version: int, alive: list[NodeView]) -> None:
         self.version = version
         registered = [n for n in svc.model.nodes() if n.registered and "broker" in n.roles]
         self.known = {n.node_id for n in registered}
         self.on_listener = {n.node_id for n in registered if svc.endpoint(n) is not None}
         # v0 only lists replicas on live brokers (errorUnavailableEndpoints).
         self.available = {n.node_id for n in alive if svc.endpoint(n) is not None}
-        self.missing_listener = Wire.listener_not_found if version >= 6 else Wire.leader_not_available
+        self.missing_listener = (
+            ErrorCode.LISTENER_NOT_FOUND if version >= 6 else ErrorCode.LEADER_NOT_AVAILABLE
+        )
 
-    def partitions(self, partitions: list[Any]) -> tuple[Any, ...]:
-        cls = self.cls
-        on_listener = self.on_listener
-        none = Wire.none
-        out = []
-        append = out.append
+    def rows(self, partitions: list[Any]) -> Iterator[Row]:
         if self.version == 0:
-            return tuple(self._v0(p) for p in partitions)
-        with_epoch, with_offline = self.with_epoch, self.with_offline
+            yield from map(self._v0, partitions)
+            return
+        on_listener, known, missing_listener = self.on_listener, self.known, self.missing_listener
         for p in partitions:
             leader = p.leader
             if leader in on_listener:
-                error = none
+                yield 0, p.index, leader, p.leader_epoch, p.replicas, p.isr, p.offline_replicas
             else:
-                error = Wire.leader_not_available if leader not in self.known else self.missing_listener
-                leader = -1
-            if with_offline:
-                append(
-                    cls(
-                        error_code=error,
-                        partition_index=p.index,
-                        leader_id=leader,
-                        leader_epoch=p.leader_epoch,
-                        replica_nodes=p.replicas,
-                        isr_nodes=p.isr,
-                        offline_replicas=p.offline_replicas,
-                    )
-                )
-            elif with_epoch:
-                append(
-                    cls(
-                        error_code=error,
-                        partition_index=p.index,
-                        leader_id=leader,
-                        leader_epoch=p.leader_epoch,
-                        replica_nodes=p.replicas,
-                        isr_nodes=p.isr,
-                    )
-                )
-            else:
-                append(
-                    cls(
-                        error_code=error,
-                        partition_index=p.index,
-                        leader_id=leader,
-                        replica_nodes=p.replicas,
-                        isr_nodes=p.isr,
-                    )
-                )
-        return tuple(out)
+                error = ErrorCode.LEADER_NOT_AVAILABLE if leader not in known else missing_listener
+                yield error, p.index, -1, p.leader_epoch, p.replicas, p.isr, p.offline_replicas
 
-    def _v0(self, p: Any) -> Any:
+    def _v0(self, p: Any) -> Row:
         available = self.available
         replicas = tuple(r for r in p.replicas if r in available)
         isr = tuple(r for r in p.isr if r in available)
         leader = p.leader
         if leader not in self.on_listener:
-            error = Wire.leader_not_available
-            leader = -1
+            error, leader = ErrorCode.LEADER_NOT_AVAILABLE, -1
         elif len(replicas) < len(p.replicas) or len(isr) < len(p.isr):
-            error = Wire.replica_not_available
+            error = ErrorCode.REPLICA_NOT_AVAILABLE
         else:
-            error = Wire.none
-        return self.cls(
-            error_code=error, partition_index=p.index, leader_id=leader, replica_nodes=replicas, isr_nodes=isr
-        )
+            error = ErrorCode.NONE
+        return error, p.index, leader, p.leader_epoch, replicas, isr, ()
 
 
 # ------------------------------------------------------------------------------------ DescribeCluster
