@@ -338,7 +338,7 @@ def fit_error(node_count: int, rejections: Mapping[str, Rejection], prefilter: s
     msg = f"0/{node_count} nodes are available:"
     if prefilter:
         msg += f" {prefilter}."
-        unresolvable = dict.fromkeys(rejections, False)
+        unresolvable = dict.fromkeys(rejections, True)  # VolumeBinding's PreFilter is ...AndUnresolvable
     else:
         histogram: dict[str, int] = {}
         for rej in rejections.values():

@@ -224,6 +224,9 @@ class Scheduler:
                 return f'persistentvolumeclaim "{claim}" not found', []
             if pvc["metadata"].get("deletionTimestamp"):
                 return f'persistentvolumeclaim "{claim}" is being deleted', []
+            if (pvc.get("status") or {}).get("phase") == "Lost":
+                volume = (pvc.get("spec") or {}).get("volumeName", "")
+                return f'persistentvolumeclaim "{claim}" bound to non-existent persistentvolume "{volume}"', []
             if (pvc.get("status") or {}).get("phase") == "Bound" and (pvc.get("spec") or {}).get("volumeName"):
                 continue
             sc_name = (pvc.get("spec") or {}).get("storageClassName") or ""
