@@ -229,6 +229,7 @@ class HistoryEvent:
 
     ``kind`` is one of: ``isr`` (topic, partition, isr, leader, leader_epoch), ``node_start``,
     ``node_stop`` (node, graceful), ``broker_fenced``/``broker_unfenced`` (node),
+    ``broker_fenced`` also has ``reason`` (``controlled_shutdown`` or ``session_timeout``),
     ``quorum_leader`` (leader, epoch; leader -1 when the quorum lost its leader), ``topic_created``,
     ``topic_deleted``, ``reassignment_started``/``reassignment_completed``/``reassignment_cancelled``
     (topic, partition, replicas, adding, removing), ``log_dir_failed``/``log_dir_restored``
@@ -250,6 +251,7 @@ class HistoryEvent:
     graceful: bool | None = None
     path: str | None = None
     epoch: int | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
