@@ -42,13 +42,16 @@ class NodeService:
 
     ``listener_name`` is the advertised listener this server is (e.g. ``PLAINTEXT``, ``CONTROLLER``):
     Metadata and DescribeCluster list each broker's endpoint of that name, as a real broker answers
-    with the endpoints of the listener the request arrived on.
+    with the endpoints of the listener the request arrived on. ``advertised_address`` maps an
+    advertised endpoint to where clients reach it (see :data:`AddressResolver`).
     """
 
     model: KafkaClusterModel
     node_id: int
     listener_name: str = "PLAINTEXT"
     advertised_address: AddressResolver = own_address
+    controller_listener_names: tuple[str, ...] = ("CONTROLLER",)
+    """``controller.listener.names``: the endpoints a voter is reached on (DescribeQuorum v2 ``nodes``)."""
 
     def endpoint(self, node: NodeView, listener_name: str | None = None) -> Endpoint | None:
         name = listener_name or self.listener_name

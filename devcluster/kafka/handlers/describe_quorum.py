@@ -87,6 +87,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     nodes = []
     for voter in q.voters:
         endpoints = q.voter_endpoints.get(voter.replica_id, ())
+        # A voter is reached on its controller listener(s) only, not on its broker listeners.
+        endpoints = tuple(ep for ep in endpoints if ep.name in svc.controller_listener_names) or endpoints
         listeners = []
         try:
             node = model.node(voter.replica_id)

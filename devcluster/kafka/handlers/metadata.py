@@ -18,7 +18,6 @@ request), so responses are written by :mod:`.metadata_encoding` straight from th
 from __future__ import annotations
 
 import contextlib
-import random
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -80,7 +79,7 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     listed = _listener_brokers(svc, alive)
     brokers = [{"node_id": n.node_id, "host": host, "port": port, "rack": n.rack} for n, host, port in listed]
     # A random alive broker stands in for the controller (KRaftMetadataCache.getRandomAliveBrokerId).
-    controller_id = random.choice(alive).node_id if alive else -1
+    controller_id = model.metadata_controller_id()
 
     include_topic_ops = bool(getattr(request, "include_topic_authorized_operations", False)) and version >= 8
     topic_ops = TOPIC_AUTHORIZED_OPERATIONS if include_topic_ops else AUTHORIZED_OPERATIONS_OMITTED
@@ -273,7 +272,7 @@ async def handle_describe_cluster(ctx: RequestContext, request: Any) -> Any:
                 if "broker" in n.roles and n.registered and n.fenced and n.node_id not in alive_ids
             ]
             nodes.sort(key=lambda n: n.node_id)
-        controller_id = random.choice(alive).node_id if alive else -1
+        controller_id = model.metadata_controller_id()
     else:
         nodes = model.controllers()
         controller_id = model.active_controller_id()
