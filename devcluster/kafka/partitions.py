@@ -139,6 +139,11 @@ class TopicState:
         return f"TopicState({self.name}, {self.topic_id}, {len(self.partitions)} partitions)"
 
 
+def pkey(p: PartitionState) -> tuple[str, int]:
+    """A deterministic sort key (iteration over sets of partitions must not depend on hashing)."""
+    return (p.topic, p.index)
+
+
 class Election(enum.Enum):
     PREFERRED = "preferred"
     ONLINE = "online"
