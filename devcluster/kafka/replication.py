@@ -106,16 +106,27 @@ class ReplicationMixin:
                 self._change(p, isr=isr, acceptable=self._acceptor(p, remove=node.node_id))
 
     def restore_log_dir(self, broker_id: int, path: str, *, wiped: bool = False) -> None:
-        """The dir is usable again (in Kafka this takes a broker restart); ``wiped`` = a new empty disk."""
+        """A failed dir is usable again (in Kafka this takes a broker restart); ``wiped`` = a new empty disk.
+        No-op for a dir that has not failed. Wiping a dir whose replicas are still in an ISR (it failed
+        while the quorum had no leader, so nobody removed them) raises ValueError: that would silently
+        lose committed data, which Kafka's controller prevents by removing them first."""
         self._sync()
         node = self._nodes[broker_id]
         d = node.dirs[path]
+        if not d.failed:
+            return
+        hosted = [p for p in sorted(self._replicas_on.get(broker_id, ()), key=pkey)
+                  if p.replica_states[broker_id].path == path]
+        if wiped and any(broker_id in p.isr for p in hosted):
+            raise ValueError(f"broker {broker_id}'s replicas in {path} are still in sync (no active controller "
+                             "removed them); restore without wiping or wait for a controller")
         d.failed = False
         self._record(HistoryEvent(self._now, "log_dir_restored", node=broker_id, path=path))
-        for p in list(self._replicas_on.get(broker_id, ())):
-            replica = p.replica_states.get(broker_id)
-            if replica is not None and replica.path == path and wiped:
+        for p in hosted:
+            if wiped:
+                replica = p.replica_states[broker_id]
                 replica.size, replica.t = 0.0, self._now
+        for p in list(self._replicas_on.get(broker_id, ())):
             if not (p.leader < 0 and self._controller_active() and self._change(p)):
                 self._refresh(p)
 
@@ -139,16 +150,11 @@ class ReplicationMixin:
                 raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                                  f"Unable to revert partition assignment for {topic}:{partition} because it would "
                                  "require an unclean leader election.")
-            dropped = [r for r in p.replicas if r not in replicas]
             self._record(HistoryEvent(self._now, "reassignment_cancelled", topic=topic, partition=partition,
                                       replicas=tuple(replicas), adding=p.adding_replicas,
                                       removing=p.removing_replicas))
             self._change(p, isr=isr, replicas=replicas, adding=[], removing=[],
                          election=Election.UNCLEAN if self._unclean_enabled(p.topic) else Election.ONLINE)
-            for broker in dropped:
-                if broker not in p.replicas:
-                    self._remove_replica(p, broker)
-            self._refresh(p)
             return
         target = [int(b) for b in target]
         self._validate_assignment(target, None)
@@ -313,7 +319,7 @@ class ReplicationMixin:
         if change.completed_reassignment:
             self._record(HistoryEvent(t, "reassignment_completed", topic=p.topic, partition=p.index,
                                       replicas=p.replicas, removing=tuple(r for r in old_replicas if r not in p.replicas)))
-            self._drop_unassigned(p)
+        self._drop_unassigned(p)  # replicas that left the assignment delete their log
         self._refresh(p)
         if p.isr != old_isr or p.leader != old_leader:
             self._record_isr(p)
@@ -325,7 +331,7 @@ class ReplicationMixin:
         if p.replica_states.get(replica.broker) is not replica or replica.mode is not Mode.SYNC:
             self._pending_isr.discard(replica)
             return
-        if replica.broker in p.isr:
+        if replica.broker in p.isr or replica.broker not in p.replicas:
             self._pending_isr.discard(replica)
             return
         if not self._controller_active() or not self._is_active(replica.broker) or p.leader < 0:
