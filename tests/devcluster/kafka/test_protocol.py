@@ -56,7 +56,8 @@ def pod_host(node_id: int) -> str:
 class ServedCluster:
     """A model plus one KafkaServer per (node, listener), all on an asyncio loop in a thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, **static_config: str) -> None:
+        self.static_overrides = static_config
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="kafka-proto", daemon=True)
         self.thread.start()
@@ -110,6 +111,7 @@ class ServedCluster:
                         "num.partitions": "1",
                         "default.replication.factor": "3",
                         "min.insync.replicas": "2",
+                        **self.static_overrides,
                     },
                 )
             # Let the quorum elect a leader and the brokers register and unfence.
@@ -117,6 +119,10 @@ class ServedCluster:
             self.model.advance_to()
 
         self.call(start_nodes)
+
+    def run(self, coro_fn: Callable[[], Any]) -> Any:
+        """Await ``coro_fn()`` on the cluster's loop (server start/stop)."""
+        return asyncio.run_coroutine_threadsafe(coro_fn(), self.loop).result(timeout=30)
 
     def port(self, node_id: int = 1, listener: str = "PLAINTEXT") -> int:
         return self.servers[(node_id, listener)].port
@@ -371,6 +377,32 @@ def test_create_topics_rejects_duplicates_and_the_metadata_topic(cluster: Served
         conn.close()
 
 
+def test_auto_topic_creation_when_the_broker_allows_it() -> None:
+    served = ServedCluster(**{"auto.create.topics.enable": "true"})
+    try:
+        served.start()
+        conn = RawConnection(served.port())
+        try:
+            name = unique("auto")
+            ask = {"topics": [{"name": name, "topic_id": None}], "allow_auto_topic_creation": True}
+            [first] = conn.request(3, 12, ask).topics
+            # AutoTopicCreationManager creates it and answers LEADER_NOT_AVAILABLE meanwhile.
+            assert (first.name, first.error_code) == (name, 5)
+            [second] = conn.request(3, 12, ask).topics
+            assert second.error_code == 0 and len(second.partitions) == 1
+            not_allowed = unique("manual")
+            [third] = conn.request(
+                3,
+                12,
+                {"topics": [{"name": not_allowed, "topic_id": None}], "allow_auto_topic_creation": False},
+            ).topics
+            assert third.error_code == 3
+        finally:
+            conn.close()
+    finally:
+        served.stop()
+
+
 # ----------------------------------------------------------------------------------------- configs
 
 
@@ -533,6 +565,47 @@ def test_describe_quorum_on_a_follower_controller_and_for_a_wrong_partition(clus
         assert wrong.topics[0].partitions[0].error_code == 3
     finally:
         conn.close()
+
+
+def test_a_stopped_broker_is_fenced_and_its_replicas_reported_offline() -> None:
+    served = ServedCluster()
+    try:
+        served.start()
+        name = unique("failover")
+        served.call(lambda: served.model.create_topic(name, num_partitions=3, replication_factor=3))
+
+        # Node 3's process dies: its listeners go away with it, then the controller fences it.
+        async def kill_listeners() -> None:
+            await asyncio.gather(*(served.servers[(3, n)].stop() for n in ("PLAINTEXT", "CONTROLLER")))
+
+        served.run(kill_listeners)
+
+        def crash() -> None:
+            served.model.stop_node(3, graceful=False)
+            served.clock.advance(60)  # past broker.session.timeout.ms
+            served.model.advance_to()
+
+        served.call(crash)
+        admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{served.port(1)}", request_timeout_ms=10_000)
+        try:
+            brokers = {b["broker_id"]: b["is_fenced"] for b in admin.describe_cluster()["brokers"]}
+            # kafka-python asks for fenced brokers too (DescribeCluster v2, KIP-1073).
+            assert brokers == {1: False, 2: False, 3: True}
+            [topic] = admin.describe_topics([name])
+            for p in topic["partitions"]:
+                assert p["error_code"] == 0 and p["leader_id"] in (1, 2)
+                assert p["offline_replicas"] == [3] and 3 not in p["isr_nodes"]
+                assert sorted(p["replica_nodes"]) == [1, 2, 3]
+        finally:
+            admin.close()
+        conn = RawConnection(served.port(1))
+        try:
+            listed = conn.request(3, 12, {"topics": None})
+            assert sorted(b.node_id for b in listed.brokers) == [1, 2]
+        finally:
+            conn.close()
+    finally:
+        served.stop()
 
 
 # ------------------------------------------------------------------------------ framing and abuse
@@ -780,8 +853,8 @@ def test_full_metadata_for_20000_partitions_is_fast() -> None:
         served.start()
 
         def populate() -> None:
-            for t in range(2):
-                served.model.create_topic(f"bulk-{t}", num_partitions=10_000, replication_factor=3)
+            for t in range(20):
+                served.model.create_topic(f"bulk-{t:02d}", num_partitions=1000, replication_factor=3)
 
         served.call(populate)
         conn = RawConnection(served.port())
