@@ -574,3 +574,85 @@ def test_older_system_kubectl_still_works(kubectl: Kubectl, tmp_path: Path) -> N
     old.run("wait", "--for=jsonpath={.spec.replicas}=3", "wd/w1", "--timeout=5s")
     out = old.run("get", "svc", "-A").stdout
     assert header(out) == ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+
+
+# -- the wire protocol kubectl relies on ------------------------------------------------------------------
+def _http(url: str, accept: str = "application/json") -> tuple[int, dict[str, str], bytes]:
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(urllib.request.Request(url, headers={"Accept": accept}), timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io," \
+        "application/json"
+
+
+def test_table_negotiation_include_object_and_watch_tables(dc: Any, core: client.CoreV1Api) -> None:
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "a"}, "data": {"k": "v"}})
+    base = f"{dc.url}/api/v1/namespaces/{NS}/configmaps"
+    status, _, body = _http(base, TABLE)
+    table = json.loads(body)
+    assert status == 200 and table["kind"] == "Table" and table["apiVersion"] == "meta.k8s.io/v1"
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Data", "Age"]
+    row = table["rows"][0]
+    assert row["cells"][:2] == ["a", 1]
+    assert row["object"]["kind"] == "PartialObjectMetadata" and "data" not in row["object"]  # default Metadata
+    full = json.loads(_http(base + "?includeObject=Object", TABLE)[2])["rows"][0]["object"]
+    assert full["kind"] == "ConfigMap" and full["data"] == {"k": "v"}
+    assert "object" not in json.loads(_http(base + "?includeObject=None", TABLE)[2])["rows"][0]
+    assert _http(base + "?includeObject=Everything", TABLE)[0] == 400
+    assert json.loads(_http(f"{base}/a", "application/json;as=Table;v=v1beta1;g=meta.k8s.io")[2])["apiVersion"] \
+        == "meta.k8s.io/v1beta1"
+    partial = json.loads(_http(base, "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io")[2])
+    assert partial["kind"] == "PartialObjectMetadataList" and partial["items"][0]["metadata"]["name"] == "a"
+    status, _, body = _http(base, "application/json;as=Foo;v=v1;g=meta.k8s.io")
+    assert status == 406 and json.loads(body)["reason"] == "NotAcceptable"
+
+    # A Table watch: one single-row Table per event, column definitions on the first event only.
+    import urllib.request
+
+    rv = table["metadata"]["resourceVersion"]
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "b"}})
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "c"}})
+    request = urllib.request.Request(f"{base}?watch=true&resourceVersion={rv}&timeoutSeconds=1",
+                                     headers={"Accept": TABLE})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        events = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
+    assert [(e["type"], e["object"]["rows"][0]["cells"][0]) for e in events] == [("ADDED", "b"), ("ADDED", "c")]
+    assert events[0]["object"]["columnDefinitions"][0]["name"] == "Name"
+    assert events[1]["object"]["columnDefinitions"] is None
+    assert events[1]["object"]["metadata"]["resourceVersion"] == \
+        events[1]["object"]["rows"][0]["object"]["metadata"]["resourceVersion"]
+
+
+def test_openapi_documents(dc: Any, kubectl: Kubectl, tmp_path: Path) -> None:
+    install_crd(kubectl, tmp_path)
+    index = json.loads(_http(f"{dc.url}/openapi/v3")[2])["paths"]
+    assert {"api/v1", "apis/apps/v1", "apis/dev.ballast.io/v1"} <= set(index)
+    url = index["apis/dev.ballast.io/v1"]["serverRelativeURL"]
+    status, headers, body = _http(dc.url + url)
+    assert status == 200 and "immutable" in headers["Cache-Control"]
+    doc = json.loads(body)
+    widget_schema = doc["components"]["schemas"]["io.ballast.dev.v1.Widget"]
+    assert widget_schema["x-kubernetes-group-version-kind"] == [
+        {"group": "dev.ballast.io", "version": "v1", "kind": "Widget"}]
+    assert widget_schema["properties"]["spec"]["properties"]["replicas"] == {"type": "integer"}
+    patch = doc["paths"]["/apis/dev.ballast.io/v1/namespaces/{namespace}/widgets/{name}"]["patch"]
+    assert "fieldValidation" in {p["name"] for p in patch["parameters"]}
+    assert "application/strategic-merge-patch+json" not in patch["requestBody"]["content"]
+    # A stale hash is redirected to the current document.
+    stale = _http(f"{dc.url}/openapi/v3/apis/dev.ballast.io/v1?hash=0")
+    assert stale[0] == 301 and stale[1]["Location"].endswith(url.split("?")[1])
+    assert json.loads(_http(f"{dc.url}/openapi/v2")[2])["swagger"] == "2.0"
+    explained = kubectl.run("explain", "widgets.spec").stdout
+    assert "replicas\t<integer>" in explained
