@@ -26,6 +26,7 @@ What is simulated (and how it maps to Kafka):
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import math
 import random
@@ -64,6 +65,9 @@ __all__ = [
     "Tuning",
 ]
 
+COMPLETION_BATCH_S = 1e-3
+
+
 @dataclass
 class Tuning:
     """Simulation parameters that are not Kafka configs (rates per simulated second)."""
@@ -97,6 +101,7 @@ class KafkaClusterModel(LifecycleMixin, TopicsMixin, ReplicationMixin):
         self._pending_isr: set[ReplicaState] = set()
         self._imbalanced: set[PartitionState] = set()
         self._rates_dirty = False
+        self._done_heap: list[tuple[float, int, ReplicaState]] = []
         self._timers: list[tuple[float, int, str, tuple[object, ...]]] = []
         self._timer_seq = 0
         self._election_at: float | None = None
@@ -117,13 +122,18 @@ class KafkaClusterModel(LifecycleMixin, TopicsMixin, ReplicationMixin):
         while True:
             self._update_rates()
             next_timer = self._timers[0][0] if self._timers else math.inf
-            next_done, done = self._next_completion()
+            next_done = self._next_completion()
             step = min(next_timer, next_done)
             if step > target:
                 break
             self._now = max(self._now, step)
-            if next_done <= next_timer and done is not None:
-                self._complete_copy(done)
+            if next_done <= next_timer:
+                # Replicas finishing within the same millisecond finish together: one re-share of the
+                # bandwidth instead of one per replica (a restarted broker's replicas of one topic all
+                # catch up at about the same moment).
+                for replica in self._pop_completions(min(next_done + COMPLETION_BATCH_S, next_timer, target)):
+                    if replica in self._copying:
+                        self._complete_copy(replica)
             else:
                 _, _, kind, args = heapq.heappop(self._timers)
                 self._fire(kind, args)
@@ -133,7 +143,7 @@ class KafkaClusterModel(LifecycleMixin, TopicsMixin, ReplicationMixin):
         """Simulated time of the next scheduled state change (catch-up done, election, fencing, ...),
         or None if nothing is pending. A ticker may sleep ``clock.wall_delay(t)`` until then."""
         self._update_rates()
-        candidates = [self._next_completion()[0]]
+        candidates = [self._next_completion()]
         if self._timers:
             candidates.append(self._timers[0][0])
         best = min(candidates)
@@ -347,6 +357,15 @@ class ClusterDirectory:
 
     def models(self) -> list[KafkaClusterModel]:
         return list(self._models.values())
+
+    async def run(self, max_sleep_s: float = 1.0) -> None:
+        """Optional ticker for the devcluster: keeps every model advanced even when nobody asks, sleeping
+        until the next event (at most ``max_sleep_s`` wall seconds, so speed changes are picked up).
+        Reads advance the models anyway; this only makes history timestamps appear without a read."""
+        while True:
+            next_event = self.advance()
+            delay = max_sleep_s if next_event is None else min(max_sleep_s, self.clock.wall_delay(next_event))
+            await asyncio.sleep(max(0.001, delay))
 
     def advance(self) -> float | None:
         """Advance every model to now; returns the earliest next event time (for a ticker)."""

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 EPSILON_BYTES = 1e-6
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 
 
 class Mode(enum.IntEnum):
@@ -133,7 +134,7 @@ class TopicState:
         self.name = name
         self.topic_id = topic_id
         self.partitions: list[PartitionState] = []
-        self.is_internal = name.startswith("__")
+        self.is_internal = name in INTERNAL_TOPICS
 
     def __repr__(self) -> str:
         return f"TopicState({self.name}, {self.topic_id}, {len(self.partitions)} partitions)"

@@ -5,6 +5,7 @@ elections. Mixed into :class:`~devcluster.kafka.model.KafkaClusterModel`.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -465,15 +466,28 @@ class ReplicationMixin:
                 limits[("follower", replica.broker)] = self._configs.throttle_rate(replica.broker, FOLLOWER_THROTTLED_RATE)
             flows.append(keys)
         rates = flow.allocate(flows, limits)
-        for replica, rate in zip(copying, rates, strict=True):
+        heap = []
+        for order, (replica, rate) in enumerate(zip(copying, rates, strict=True)):
             replica.rate = rate if math.isfinite(rate) else self.tuning.replication_rate
             replica.done_at = replica.completion_time(t)
+            if math.isfinite(replica.done_at):
+                heap.append((replica.done_at, order, replica))
+        heapq.heapify(heap)
+        self._done_heap = heap
 
-    def _next_completion(self) -> tuple[float, ReplicaState | None]:
-        best, best_replica = math.inf, None
-        for replica in self._copying:
-            if replica.done_at < best or (replica.done_at == best and best_replica is not None
-                                          and (pkey(replica.partition), replica.broker)
-                                          < (pkey(best_replica.partition), best_replica.broker)):
-                best, best_replica = replica.done_at, replica
-        return best, best_replica
+    def _next_completion(self) -> float:
+        """When the next copying replica catches up (inf if none will at current rates)."""
+        heap = self._done_heap
+        while heap and (heap[0][2] not in self._copying or heap[0][2].done_at != heap[0][0]):
+            heapq.heappop(heap)  # no longer copying (state changed since the rates were computed)
+        return heap[0][0] if heap else math.inf
+
+    def _pop_completions(self, until: float) -> list[ReplicaState]:
+        """Copying replicas that catch up by ``until``, in a deterministic order."""
+        done = []
+        heap = self._done_heap
+        while heap and heap[0][0] <= until:
+            _, _, replica = heapq.heappop(heap)
+            if replica in self._copying and replica.done_at <= until:
+                done.append(replica)
+        return done
