@@ -266,14 +266,20 @@ class LifecycleMixin:
         q = self._quorum
         voters_cfg = static.get("controller.quorum.voters", "").strip()
         if voters_cfg and not q.static_voters:
-            ids = []
+            # id@host:port entries; the endpoints are what DescribeQuorum v2 reports for static voters,
+            # under the first of controller.listener.names.
+            listener = (static.get("controller.listener.names") or "CONTROLLER").split(",")[0].strip()
+            endpoints: dict[int, tuple[Endpoint, ...]] = {}
             for entry in voters_cfg.split(","):
-                node_part = entry.strip().split("@", 1)[0]
+                node_part, _, address = entry.strip().partition("@")
+                host, _, port = address.rpartition(":")
                 if node_part.strip().isdigit():
-                    ids.append(int(node_part))
-            if ids:
-                q.voters = tuple(sorted(set(ids)))
+                    endpoints[int(node_part)] = (
+                        (Endpoint(listener, host.strip("[]"), int(port)),) if port.isdigit() else ())
+            if endpoints:
+                q.voters = tuple(sorted(endpoints))
                 q.static_voters = True
+                self._voter_endpoints = endpoints
         if not q.static_voters and CONTROLLER in node.roles and node.node_id not in q.voters:
             q.voters = tuple(sorted((*q.voters, node.node_id)))
         q.noop_interval_s = self._controller_ms("metadata.max.idle.interval.ms", 500)
@@ -341,5 +347,8 @@ class LifecycleMixin:
         the quorum has no leader: a real controller then answers NOT_LEADER_OR_FOLLOWER)."""
         self._sync()
         q, t = self._quorum, self._now
-        endpoints = {v: self._nodes[v].endpoints for v in q.voters if v in self._nodes}
+        if q.static_voters:
+            endpoints = {v: self._voter_endpoints.get(v, ()) for v in q.voters}
+        else:
+            endpoints = {v: self._nodes[v].endpoints for v in q.voters if v in self._nodes}
         return QuorumView(q.leader, q.epoch, q.high_watermark(t), q.voter_views(t), q.observer_views(t), endpoints)

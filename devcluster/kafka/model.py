@@ -49,10 +49,7 @@ from devcluster.kafka.quorum import Quorum
 from devcluster.kafka.replication import ReplicationMixin
 from devcluster.kafka.simclock import SimClock
 from devcluster.kafka.topics import TopicsMixin
-from devcluster.kafka.types import (
-    HistoryEvent,
-    MinIsrViolation,
-)
+from devcluster.kafka.types import Endpoint, HistoryEvent, MinIsrViolation
 
 __all__ = [
     "ClusterDirectory",
@@ -93,6 +90,7 @@ class KafkaClusterModel(LifecycleMixin, TopicsMixin, ReplicationMixin):
         self._now = clock.now()
         self._nodes: dict[int, _Node] = {}
         self._quorum = Quorum()
+        self._voter_endpoints: dict[int, tuple[Endpoint, ...]] = {}
         self._configs = ConfigState()
         self._topics: dict[str, TopicState] = {}
         self._topics_by_id: dict[uuid.UUID, TopicState] = {}

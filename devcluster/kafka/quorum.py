@@ -162,8 +162,10 @@ class Quorum:
 
     # --------------------------------------------------------------- views
     def _view(self, replica: _Replica, t: float) -> QuorumReplicaView:
+        # A static voter set (controller.quorum.voters) carries no directory ids: Kafka reports zero.
+        directory_id = ZERO_UUID if self.static_voters and replica.node_id in self.voters else replica.directory_id
         if not replica.known:
-            return QuorumReplicaView(replica.node_id, replica.directory_id, -1, -1, -1)
+            return QuorumReplicaView(replica.node_id, directory_id, -1, -1, -1)
         if replica.node_id == self.leader:
             last_fetch = last_caught_up = t
         elif replica.running:
@@ -174,7 +176,7 @@ class Quorum:
             last_fetch, last_caught_up = replica.last_fetch, replica.last_caught_up
         return QuorumReplicaView(
             replica.node_id,
-            replica.directory_id,
+            directory_id,
             self.replica_leo(replica.node_id, t),
             _ms(last_fetch),
             _ms(last_caught_up),

@@ -163,6 +163,9 @@ def test_stopped_voter_falls_behind_and_catches_up_after_restart(cluster: Cluste
     assert caught_up.last_caught_up_timestamp_ms == cluster.clock.now_ms()
     assert quorum.high_watermark == caught_up.log_end_offset
     assert [o.replica_id for o in quorum.observers] == cluster.brokers
+    assert {v.replica_directory_id for v in quorum.voters} == {uuid.UUID(int=0)}  # static voters
+    assert all(o.replica_directory_id != uuid.UUID(int=0) for o in quorum.observers)
+    assert quorum.voter_endpoints[2] == (Endpoint("CONTROLLER", "ctl-1", 9093),)
 
 
 def test_quorum_leader_failover_and_loss_of_majority(cluster: Cluster) -> None:
