@@ -61,6 +61,10 @@ def _decode(raw: bytes, content_type: str) -> Any:
             return yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise errors.bad_request(f"error converting YAML to JSON: {exc}") from None
+    if ctype == "application/vnd.kubernetes.protobuf":
+        from devcluster import protobuf  # kubectl's typed generators (create namespace/configmap/secret/...)
+
+        return protobuf.decode(raw)
     if ctype not in ("", JSON, "*/*", "application/json-patch+json", "application/merge-patch+json",
                      "application/strategic-merge-patch+json"):
         raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - accepted '

@@ -656,3 +656,16 @@ def test_openapi_documents(dc: Any, kubectl: Kubectl, tmp_path: Path) -> None:
     assert json.loads(_http(f"{dc.url}/openapi/v2")[2])["swagger"] == "2.0"
     explained = kubectl.run("explain", "widgets.spec").stdout
     assert "replicas\t<integer>" in explained
+
+
+def test_create_generators_send_protobuf(kubectl: Kubectl, core: client.CoreV1Api) -> None:
+    """``kubectl create <kind>`` posts protobuf bodies; the objects arrive intact."""
+    kubectl.run("create", "namespace", "team-a")
+    kubectl.run("create", "configmap", "settings", "-n", "team-a", "--from-literal=a=1", "--from-literal=b=2")
+    kubectl.run("create", "secret", "generic", "creds", "-n", "team-a", "--from-literal=user=kafka")
+    kubectl.run("create", "serviceaccount", "operator", "-n", "team-a")
+    assert core.read_namespace("team-a").status.phase == "Active"
+    assert core.read_namespaced_config_map("settings", "team-a").data == {"a": "1", "b": "2"}
+    secret = core.read_namespaced_secret("creds", "team-a")
+    assert secret.type == "Opaque" and secret.data == {"user": "a2Fma2E="}
+    assert core.read_namespaced_service_account("operator", "team-a").metadata.name == "operator"
