@@ -7,7 +7,11 @@ kubectl hides those unless ``-o wide``. Custom resources use the CRD version's
 generic ``Name`` / ``Created At`` table, exactly like the server's default table convertor.
 
 ``include_object`` is the ``includeObject`` query parameter: ``Object`` embeds the full object,
-``Metadata`` (the server default) a ``PartialObjectMetadata``, ``None`` nothing.
+``Metadata`` (the server default; kubectl sends none) a ``PartialObjectMetadata``, ``None`` nothing.
+
+:class:`Target` is the ``Accept`` negotiation the server applies to GET, list and watch: plain JSON,
+``as=Table`` or ``as=PartialObjectMetadata[List]`` in ``meta.k8s.io/v1`` or ``v1beta1``; a watch turns
+every event object into a one-row Table whose ``columnDefinitions`` appear on the first event only.
 """
 
 from __future__ import annotations
