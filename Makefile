@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit bench install clean
+.PHONY: demo test lint unit bench install clean crds
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+crds: $(STAMP)
+	$(BIN)/python -m ballast.crd > deploy/crds/kafkaclusters.kafka.ballast.dev.yaml
 
 bench: $(STAMP)
 	$(BIN)/python bench/devcluster_bench.py
