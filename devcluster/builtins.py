@@ -6,6 +6,7 @@ defaults that show up in a diff, immutable fields, and the forbidden-update mess
 
 from __future__ import annotations
 
+import base64
 import copy
 import ipaddress
 from typing import Any
@@ -287,8 +288,30 @@ class PvStrategy(Strategy):
 
 
 class SecretStrategy(Strategy):
+    """``stringData`` is write-only: the server merges it into ``data`` (base64), as kube-apiserver does."""
+
+    @staticmethod
+    def _fold_string_data(obj: Obj) -> None:
+        string_data = obj.pop("stringData", None) or {}
+        if string_data:
+            data = obj.setdefault("data", {})
+            for key, value in string_data.items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
+
     def prepare_create(self, api: ApiServer, rt: ResourceType, obj: Obj) -> None:
-        obj.setdefault("type", "Opaque")
+        if not obj.get("type"):
+            obj["type"] = "Opaque"
+        self._fold_string_data(obj)
+
+    def prepare_update(self, api: ApiServer, rt: ResourceType, old: Obj, new: Obj) -> None:
+        if not new.get("type"):
+            new["type"] = old.get("type", "Opaque")
+        self._fold_string_data(new)
+
+    def validate_update(self, api: ApiServer, rt: ResourceType, old: Obj, new: Obj) -> list[Cause]:
+        if old.get("type") != new.get("type"):
+            return [Cause("FieldValueInvalid", f'Invalid value: "{new.get("type")}": field is immutable', "type")]
+        return []
 
 
 class StorageClassStrategy(Strategy):

@@ -399,3 +399,12 @@ def test_scale_subresource_for_statefulsets(apps: client.AppsV1Api) -> None:
     assert scale.spec.replicas == 0 and scale.status.selector == "app=web"
     apps.patch_namespaced_stateful_set_scale("web", "default", {"spec": {"replicas": 2}})
     assert apps.read_namespaced_stateful_set("web", "default").spec.replicas == 2
+
+
+def test_secret_string_data_is_folded_into_data(core: client.CoreV1Api) -> None:
+    import base64
+
+    created = core.create_namespaced_secret("default", {"metadata": {"name": "s"}, "type": "",
+                                                        "stringData": {"password": "hunter2"}})
+    assert created.type == "Opaque" and created.string_data is None
+    assert base64.b64decode(created.data["password"]) == b"hunter2"
