@@ -22,7 +22,6 @@ Contract (see ``podworker`` for the per-pod lifecycle and ``podstatus`` for the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import shutil
@@ -100,9 +99,7 @@ class Kubelet:
         tasks = [w.task for w in self.workers.values() if w.task is not None]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
 

@@ -153,8 +153,9 @@ class NodeController:
                 if now - self._last_report >= STATUS_REPORT_SECONDS:
                     self._heartbeat()
                     self._last_report = now
-                try:
-                    ev = await asyncio.wait_for(sub.queue.get(), timeout=max(0.05, next_lease - loop.time()))
+                try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                    async with asyncio.timeout(max(0.05, next_lease - loop.time())):
+                        ev = await sub.queue.get()
                 except TimeoutError:
                     continue
                 if ev is None:  # subscriptions closed (cluster stopping or a fault): resubscribe

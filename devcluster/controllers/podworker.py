@@ -110,8 +110,10 @@ class PodWorker:
         if self.terminating:
             raise _Terminate
         event = self._event
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation racing the event.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), max(0.0, timeout))
+            async with asyncio.timeout(max(0.0, timeout)):
+                await event.wait()
         if self.terminating:
             raise _Terminate
 
@@ -389,7 +391,8 @@ class PodWorker:
         code: int | None
         if process is not None:
             try:
-                code = await asyncio.wait_for(process.stop(True), timeout=grace)
+                async with asyncio.timeout(grace):
+                    code = await process.stop(True)
             except TimeoutError:
                 with contextlib.suppress(Exception):
                     await process.stop(False)
@@ -409,9 +412,8 @@ class PodWorker:
     async def _cancel_tasks(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, _Terminate, Exception):
-                await task
+        # gather(return_exceptions=True) collects the children's endings but lets our own cancellation through.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
     async def _cleanup(self) -> None:

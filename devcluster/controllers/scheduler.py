@@ -136,8 +136,10 @@ class Scheduler:
                     continue
                 waits = [e.not_before for e in self._queue.values() if not e.unschedulable]
                 deadline = min(waits) if waits else last_flush + FLUSH_SECONDS
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.005, deadline - loop.time()))
+                    async with asyncio.timeout(max(0.005, deadline - loop.time())):
+                        await self._wake.wait()
         finally:
             self.api.store.listeners.remove(self._on_event)
 

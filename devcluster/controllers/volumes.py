@@ -131,8 +131,9 @@ class VolumeController:
                     self._due["__retry__"] = loop.time() + 0.2
                 timeout = min(self._due.values(), default=loop.time() + 30.0) - loop.time()
                 self._due.pop("__retry__", None)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.005, timeout))
+                with contextlib.suppress(TimeoutError):  # not wait_for: it can swallow a cancellation on 3.11
+                    async with asyncio.timeout(max(0.005, timeout)):
+                        await self._wake.wait()
         finally:
             self.api.store.listeners.remove(self._on_event)
 
