@@ -88,6 +88,7 @@ class PodWorker:
         self._failures: dict[str, int] = {}
         self._backoff: dict[str, float | None] = {}
         self._mount_files: dict[str, dict[str, bytes]] = {}
+        self._respec: set[str] = set()
         self._event = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self.task: asyncio.Task[None] | None = None
@@ -142,6 +143,10 @@ class PodWorker:
         except ApiError as err:  # injected fault or race: the status manager retries
             log.debug("status update of %s failed: %s", self.name, err)
             asyncio.get_running_loop().call_later(0.2, self.publish)
+
+    def _spec_of(self, c: ContainerRun) -> Obj | None:
+        key = "initContainers" if c.init else "containers"
+        return next((x for x in (self.pod.get("spec") or {}).get(key) or [] if x.get("name") == c.name), None)
 
     def _event_for(self, c: ContainerRun, type_: str, reason: str, message: str) -> None:
         kind = "initContainers" if c.init else "containers"
@@ -222,6 +227,7 @@ class PodWorker:
         loop = asyncio.get_running_loop()
         policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
         while True:
+            c.spec = self._spec_of(c) or c.spec  # a restart picks up an updated image
             try:
                 ctx = self._prepare(c)
             except podenv.ContainerConfigError as err:
@@ -261,12 +267,14 @@ class PodWorker:
             restart = policy == "Always" or (policy == "OnFailure" and code != 0)
             if c.init:
                 restart = code != 0 and policy != "Never"
-            if not restart:
+            respec = c.name in self._respec
+            self._respec.discard(c.name)
+            if not (restart or respec):
                 c.state = {"terminated": term}
                 self.publish()
                 return code == 0
             c.last_state = {"terminated": term}
-            delay = self._next_backoff(c.name)
+            delay = 0.0 if respec else self._next_backoff(c.name)
             if delay > 0:
                 pod_ref = f"{self.name}_{self.namespace}({self.uid})"
                 c.state = {"waiting": {"reason": "CrashLoopBackOff", "message": f"back-off {_go_duration(delay)} "
@@ -301,6 +309,15 @@ class PodWorker:
         warned = False
         try:
             while True:
+                wanted = self._spec_of(c)
+                if wanted is not None and wanted.get("image") != c.spec.get("image"):
+                    # kubelet restarts a container whose spec (image) changed, whatever the restart policy.
+                    self._event_for(c, "Normal", "Killing", f"Container {c.name} definition changed, will be restarted")
+                    grace = int((self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+                    code = await self._kill(c, process, grace)
+                    c.spec = wanted
+                    self._respec.add(c.name)
+                    return code
                 b = self.k.behavior_for(self.pod, c.spec)
                 now = loop.time()
                 failing = b.kind in ("fail", "crashloop") and (b.times is None or self._failures.get(c.name, 0) < b.times)
@@ -388,26 +405,27 @@ class PodWorker:
             return
         self._event_for(c, "Normal", "Killing", f"Stopping container {c.name}")
         process = self.processes.pop(c.name, None)
-        code: int | None
-        if process is not None:
-            try:
-                async with asyncio.timeout(grace):
-                    code = await process.stop(True)
-            except TimeoutError:
-                with contextlib.suppress(Exception):
-                    await process.stop(False)
-                code = 137
-            except Exception:
-                code = 137
-        else:
-            delay = self.k.behavior_for(self.pod, c.spec).stop_delay
-            await asyncio.sleep(min(delay, grace))
-            code = 0 if delay <= grace else 137
-        code = code or 0
+        code = await self._kill(c, process, grace)
         c.state = {"terminated": {"containerID": c.container_id, "exitCode": code, "finishedAt": clock.rfc3339(),
                                   "reason": "Completed" if code == 0 else "Error",
                                   "startedAt": c.state["running"]["startedAt"]}}
         c.ready = c.started = False
+
+    async def _kill(self, c: ContainerRun, process: SimProcess | None, grace: int) -> int:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; returns the exit code."""
+        if process is None:
+            delay = self.k.behavior_for(self.pod, c.spec).stop_delay
+            await asyncio.sleep(min(delay, grace))
+            return 0 if delay <= grace else 137
+        try:
+            async with asyncio.timeout(grace):
+                return await process.stop(True) or 0
+        except TimeoutError:
+            with contextlib.suppress(Exception):
+                await process.stop(False)
+            return 137
+        except Exception:
+            return 137
 
     async def _cancel_tasks(self) -> None:
         for task in self._tasks:

@@ -246,6 +246,18 @@ def test_never_ready_then_ready_and_image_delays(dc: DevClusterThread, core: cli
     wait_for(lambda: (p := get_pod(core, "shy")) and is_ready(p), message="shy ready")
 
 
+def test_image_update_restarts_the_container(core: client.CoreV1Api) -> None:
+    core.create_namespaced_pod(NS, pod_body("upd"))
+    wait_for(lambda: (p := get_pod(core, "upd")) and is_ready(p), message="ready")
+    core.patch_namespaced_pod("upd", NS, {"spec": {"containers": [{"name": "app", "image": "nginx:1.28"}]}})
+    pod = wait_for(lambda: (p := get_pod(core, "upd")) and is_ready(p) and
+                   p.status.container_statuses[0].image == "docker.io/library/nginx:1.28" and p, message="restarted")
+    cs = pod.status.container_statuses[0]
+    assert cs.restart_count == 1 and cs.last_state.terminated.exit_code == 0
+    killing = [e.message for e in events_for(core, "upd") if e.reason == "Killing"]
+    assert killing == ["Container app definition changed, will be restarted"]
+
+
 def test_init_containers_run_first(core: client.CoreV1Api) -> None:
     core.create_namespaced_pod(NS, pod_body("inited", initContainers=[{"name": "setup", "image": "busybox:1.36"}]))
     seen = watch_pod(core, "inited", lambda _t, p: is_ready(p))
