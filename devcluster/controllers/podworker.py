@@ -396,9 +396,15 @@ class PodWorker:
         await asyncio.gather(*(self._stop_container(c, grace) for c in [*self.inits, *self.containers]))
         self.sandbox_ready, self.terminal = False, True
         self.publish()
-        with contextlib.suppress(ApiError):
-            self.api.delete(self.k.rt_pods, self.namespace, self.name,
-                            DeleteOptions(grace_period_seconds=0, precondition_uid=self.uid))
+        for _ in range(50):  # the status manager retries the final delete until the API server takes it
+            try:
+                self.api.delete(self.k.rt_pods, self.namespace, self.name,
+                                DeleteOptions(grace_period_seconds=0, precondition_uid=self.uid))
+                return
+            except ApiError as err:
+                if err.code in (404, 409):  # gone already, or a new pod of the same name
+                    return
+                await asyncio.sleep(0.2)
 
     async def _stop_container(self, c: ContainerRun, grace: int) -> None:
         if not c.running():

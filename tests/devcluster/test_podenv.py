@@ -124,7 +124,7 @@ def test_missing_required_source_is_a_container_config_error(var: dict, message:
 
 def test_env_from_missing_required_configmap() -> None:
     container = {"name": "app", "envFrom": [{"configMapRef": {"name": "absent"}}]}
-    with pytest.raises(ContainerConfigError, match='^configmap "absent" not found$'):
+    with pytest.raises(ContainerConfigError, match=r'^configmap "absent" not found$'):
         resolve_env(pod([container]), container, LOOKUP, NET)
 
 

@@ -171,7 +171,7 @@ def test_offline_expansion_waits_for_the_pod_to_restart(core: client.CoreV1Api, 
     core.patch_namespaced_persistent_volume_claim("data", NS, {"spec": {"resources": {"requests": {"storage": "3Gi"}}}})
     wait_for(lambda: condition_types(get_pod_claim(core)) == ["FileSystemResizePending"], message="pending")
     # Negative check: several resize delays later the running pod still has not completed the expansion.
-    time.sleep(1.0)
+    time.sleep(0.7)
     pvc = get_pod_claim(core)
     assert condition_types(pvc) == ["FileSystemResizePending"] and pvc.status.capacity == {"storage": "1Gi"}
     assert core.read_persistent_volume(pvc.spec.volume_name).spec.capacity == {"storage": "3Gi"}
