@@ -114,7 +114,6 @@ def node_object(info: NodeInfo) -> Obj:
                                 {"name": "", "features": {"recursiveReadOnlyMounts": True,
                                                           "userNamespaces": True}}],
             "features": {"supplementalGroupsPolicy": True},
-            "images": [],
         },
     }
 
