@@ -982,7 +982,11 @@ class StatefulSetController:
         while True:
             event = await sub.queue.get()
             if event is None:
-                return
+                # The feed was cut (an injected watch drop ends every stream of the key). An informer would
+                # re-list and watch again; the subscription itself stays registered, so nothing is lost:
+                # look at every set again, as after a re-list.
+                self._enqueue_all()
+                continue
             try:
                 for key in self._keys_for(event):
                     self.enqueue(*key)

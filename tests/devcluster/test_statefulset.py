@@ -157,6 +157,15 @@ class Readiness:
             self.release(name)
 
 
+def terminating_or_gone(core: client.CoreV1Api, name: str) -> bool:
+    try:
+        return core.read_namespaced_pod(name, NS).metadata.deletion_timestamp is not None
+    except ApiException as err:
+        if err.status == 404:
+            return True
+        raise
+
+
 def live_pod(core: client.CoreV1Api, name: str, revision: str | None = None) -> client.V1Pod | None:
     """The pod if it exists, is not terminating and (optionally) is at ``revision``."""
     try:
@@ -659,3 +668,63 @@ def test_min_ready_seconds_gates_the_next_pod(
     # controller looks again when that moment comes, not at some later resync.
     assert ready_at + 2 - 0.05 <= created.at <= ready_at + 2 + 1.0
     wait_status(apps, available_replicas=1)
+
+
+def test_api_failures_are_reported_and_retried(
+        dc: DevClusterThread, core: client.CoreV1Api, apps: client.AppsV1Api, readiness: Readiness) -> None:
+    dc.call(lambda c: c.faults.fail_next(1, 500, verb="create", resource="persistentvolumeclaims"))
+    dc.call(lambda c: c.faults.fail_next(1, 500, verb="create", resource="pods"))
+    dc.call(lambda c: c.faults.fail_next(2, 409, verb="update", resource="statefulsets"))
+    apps.create_namespaced_stateful_set(NS, sts_body(replicas=1))
+    readiness.bring_up(["web-0"])
+    wait_status(apps, replicas=1, ready_replicas=1, observed_generation=1)
+    warnings = {(e.reason, e.message) for e in events_of(core) if e.type == "Warning"}
+    # As upstream: the claim failure is reported for the claim and (aggregated) for the pod.
+    assert warnings == {
+        ("FailedCreate", "create Claim data-web-0 for Pod web-0 in StatefulSet web failed error: "
+                         "Internal error occurred: injected fault"),
+        ("FailedCreate", "create Pod web-0 in StatefulSet web failed error: failed to create PVC data-web-0: "
+                         "Internal error occurred: injected fault"),
+        ("FailedCreate", "create Pod web-0 in StatefulSet web failed error: Internal error occurred: injected fault"),
+    }
+
+
+def test_a_dropped_watch_does_not_stop_the_controller(
+        dc: DevClusterThread, core: client.CoreV1Api, apps: client.AppsV1Api, readiness: Readiness) -> None:
+    apps.create_namespaced_stateful_set(NS, sts_body(replicas=1, claims=False))
+    readiness.bring_up(["web-0"])
+    for key in ("apps/statefulsets", "/pods"):
+        dc.call(lambda c, k=key: c.faults.drop_watches(k))
+    update_sts(apps, set_replicas(2))
+    readiness.bring_up(["web-1"])
+    core.delete_namespaced_pod("web-1", NS)
+    wait_for(lambda: terminating_or_gone(core, "web-1"), message="web-1 going")
+    readiness.bring_up(["web-1"])
+    wait_status(apps, replicas=2, ready_replicas=2)
+
+
+def test_foreground_deletion_removes_pods_without_the_controller_recreating_them(
+        dc: DevClusterThread, core: client.CoreV1Api, apps: client.AppsV1Api, readiness: Readiness,
+        pod_log: WatchLog) -> None:
+    apps.create_namespaced_stateful_set(NS, sts_body(replicas=2, claims=False))
+    readiness.bring_up(["web-0", "web-1"])
+    apps.delete_namespaced_stateful_set("web", NS, propagation_policy="Foreground")
+    wait_for(lambda: not apps.list_namespaced_stateful_set(NS).items and not pod_names(core),
+             message="the set and its pods gone")
+    assert all(len(pod_log.all(f"web-{i}", added)) == 1 for i in range(2)), "a pod was re-created"
+
+
+def test_kubectl_rollout_status_follows_the_status(
+        core: client.CoreV1Api, apps: client.AppsV1Api, readiness: Readiness, kubectl: Any) -> None:
+    apps.create_namespaced_stateful_set(NS, sts_body(replicas=2, claims=False))
+    readiness.bring_up(["web-0", "web-1"])
+    done = kubectl.run("rollout", "status", "statefulset/web", "--timeout=20s")
+    assert "partitioned roll out complete: 2 new pods have been updated" in done.stdout
+    update_sts(apps, set_image("nginx:1.27"))
+    rollout = kubectl.popen("rollout", "status", "statefulset/web", "--timeout=20s")
+    rev2 = wait_for(lambda: (r := apps.read_namespaced_stateful_set_status("web", NS).status.update_revision)
+                    and live_pod(core, "web-1", r) and r, message="web-1 at the new revision")
+    readiness.bring_up(["web-1", "web-0"], revision=str(rev2))
+    out, err = rollout.communicate(timeout=30)
+    assert rollout.returncode == 0, err
+    assert "partitioned roll out complete: 2 new pods have been updated" in out
