@@ -388,14 +388,15 @@ class VolumeController:
             return
         ref = spec.get("claimRef")
         phase = status.get("phase")
-        if phase == "Pending" and not ref:
+        claim = self.api.try_get(self._pvcs, ref.get("namespace"), ref.get("name", "")) if ref else None
+        claim_gone = bool(ref and ref.get("uid")) and (claim is None or claim["metadata"]["uid"] != ref.get("uid"))
+        if phase == "Pending" and not claim_gone:
+            # Unclaimed, or pre-bound by name: available to (that) claim.
             self._update_status(self._pvs, pv, {"phase": "Available", "lastPhaseTransitionTime": clock.rfc3339()})
             return
-        if phase == "Bound" and ref:
-            claim = self.api.try_get(self._pvcs, ref.get("namespace"), ref.get("name", ""))
-            if claim is None or claim["metadata"]["uid"] != ref.get("uid"):
-                pv = self._update_status(self._pvs, pv, {"phase": "Released", "lastPhaseTransitionTime": clock.rfc3339()})
-                phase = "Released"
+        if phase in ("Pending", "Bound") and claim_gone:
+            pv = self._update_status(self._pvs, pv, {"phase": "Released", "lastPhaseTransitionTime": clock.rfc3339()})
+            phase = "Released"
         if phase == "Released" and spec.get("persistentVolumeReclaimPolicy") == "Delete":
             if (meta.get("annotations") or {}).get("pv.kubernetes.io/provisioned-by") == PROVISIONER:
                 self.api.delete(self._pvs, None, name, DeleteOptions())
