@@ -30,8 +30,8 @@ Contract, as a client observes it through the API:
   and ready (for both strategies: the 1.36 fix of kubernetes#73492).
 * Events (core/v1, ``source.component`` = ``reportingComponent`` = ``statefulset-controller``) use the upstream
   reasons and texts, e.g. ``SuccessfulCreate`` "create Pod web-0 in StatefulSet web successful" and
-  "create Claim data-web-0 Pod web-0 in StatefulSet web success"; a repeat of an identical event bumps the
-  existing event's ``count`` and ``lastTimestamp``, as client-go's correlator does.
+  "create Claim data-web-0 Pod web-0 in StatefulSet web success"; written by the shared legacy-API
+  ``EventRecorder``, so a repeat of an identical event bumps the stored event's ``count`` and ``lastTimestamp``.
 
 The controller is event driven: it subscribes to StatefulSets, Pods and PVCs in the store and syncs only the
 sets an event concerns; a slow resync timer is the backstop. Failed syncs are retried with exponential backoff.
@@ -48,13 +48,11 @@ import json
 import logging
 import math
 import re
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from devcluster import clock
-from devcluster.api import ApiServer
+from devcluster.controllers.recorder import EventRecorder
 from devcluster.errors import ApiError
 from devcluster.store import Obj, Subscription, WatchEvent
 
@@ -205,65 +203,6 @@ def _int(value: Any, default: int = 0) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
-
-
-# -- events -------------------------------------------------------------------------------------------------
-class EventRecorder:
-    """client-go's ``record.EventRecorder`` writing core/v1 Events through the API server.
-
-    An event identical to one recorded before (same object, type, reason and message) is not created again:
-    the stored event's ``count`` and ``lastTimestamp`` are bumped, as the EventCorrelator's logger does.
-    Failures are swallowed (client-go drops events it cannot write).
-    """
-
-    def __init__(self, api: ApiServer, component: str, cache_size: int = 4096) -> None:
-        self.api = api
-        self.component = component
-        self._rt = api.lookup("", "v1", "events")
-        self._seen: OrderedDict[tuple[str, ...], tuple[str, str]] = OrderedDict()
-        self._cache_size = cache_size
-        self._last_ns = 0
-
-    def _name(self, obj_name: str) -> str:
-        # `<name>.<unix nanos in hex>`; nanos forced to increase so two events in one tick do not collide.
-        self._last_ns = max(time.time_ns(), self._last_ns + 1)
-        return f"{obj_name}.{self._last_ns:x}"
-
-    def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        meta = obj["metadata"]
-        ns = meta.get("namespace") or "default"
-        key = (self.component, meta.get("uid", ""), obj.get("apiVersion", ""), obj.get("kind", ""),
-               meta.get("name", ""), type_, reason, message)
-        now = clock.rfc3339()
-        try:
-            seen = self._seen.get(key)
-            existing = self.api.try_get(self._rt, *seen) if seen else None
-            if seen and existing is not None:
-                bumped = copy.deepcopy(existing)
-                bumped["count"] = _int(existing.get("count"), 1) + 1
-                bumped["lastTimestamp"] = now
-                self.api.update(self._rt, *seen, bumped)
-                self._seen.move_to_end(key)
-                return
-            body = {
-                "apiVersion": "v1", "kind": "Event",
-                "metadata": {"name": self._name(meta["name"]), "namespace": ns},
-                "involvedObject": {"kind": obj.get("kind"), "namespace": meta.get("namespace"),
-                                   "name": meta["name"], "uid": meta.get("uid"),
-                                   "apiVersion": obj.get("apiVersion"),
-                                   "resourceVersion": meta.get("resourceVersion")},
-                "reason": reason, "message": message,
-                "source": {"component": self.component},
-                "firstTimestamp": now, "lastTimestamp": now, "count": 1, "type": type_,
-                "eventTime": None, "reportingComponent": self.component, "reportingInstance": "",
-            }
-            created = self.api.create(self._rt, ns, body)
-        except ApiError as err:
-            log.debug("dropping event %s %s: %s", reason, message, err)
-            return
-        self._seen[key] = (ns, created["metadata"]["name"])
-        while len(self._seen) > self._cache_size:
-            self._seen.popitem(last=False)
 
 
 # -- one sync of one StatefulSet ------------------------------------------------------------------------------
