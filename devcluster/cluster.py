@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 from aiohttp import web
@@ -25,6 +25,9 @@ from devcluster.api import ApiServer
 from devcluster.faults import FaultInjector
 from devcluster.server import DevServer
 from devcluster.store import Store
+
+if TYPE_CHECKING:
+    from devcluster.kafka.runtime import KafkaRuntime
 
 log = logging.getLogger("devcluster")
 T = TypeVar("T")
@@ -79,11 +82,19 @@ class DevCluster:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def kafka(self) -> KafkaRuntime:
+        """The simulated Kafka clusters (``devcluster.kafka.runtime.KafkaRuntime``): models, clock, controls."""
+        from devcluster.kafka.runtime import KafkaRuntime
+
+        return KafkaRuntime.of(self)
+
     async def start(self) -> None:
         from devcluster import bootstrap
 
         bootstrap.install_strategies(self.api)
         bootstrap.seed(self.api, self.config)
+        self.kafka.install_routes(self.server.app)  # devcluster-only /devcluster/kafka control endpoints
         self._runner = web.AppRunner(self.server.app, access_log=None, handle_signals=False,
                                      shutdown_timeout=0.5)
         await self._runner.setup()

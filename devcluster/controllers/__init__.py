@@ -18,9 +18,10 @@ def all_controllers(cluster: DevCluster) -> list[Any]:
     from devcluster.controllers.scheduler import Scheduler
     from devcluster.controllers.statefulset import StatefulSetController
     from devcluster.controllers.volumes import VolumeController
+    from devcluster.kafka.runtime import KafkaRuntime
 
     # Node side first: nodes registered, then scheduling, storage and the kubelets that run pods.
     node_side = [NodeController(cluster), Scheduler(cluster), VolumeController(cluster), Kubelet(cluster)]
     return [*node_side, StatefulSetController(cluster), GarbageCollector.for_cluster(cluster),
             NamespaceController.for_cluster(cluster), EndpointsController.for_cluster(cluster),
-            LoopbackProxy.for_cluster(cluster)]
+            LoopbackProxy.for_cluster(cluster), KafkaRuntime.of(cluster)]
