@@ -160,6 +160,7 @@ class DevClusterThread:
         self._thread = threading.Thread(target=self._run, name="devcluster", daemon=True)
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self.stuck_tasks: list[str] = []
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -202,7 +203,11 @@ class DevClusterThread:
 
     def stop(self) -> None:
         if self.cluster is not None and self._thread.is_alive():
-            with contextlib.suppress(Exception):
+            try:
                 asyncio.run_coroutine_threadsafe(self.cluster.stop(), self.loop).result(15)
+            except Exception:
+                # A controller that ignores cancellation would hang every test's teardown: say which.
+                self.stuck_tasks = [f"{t.get_name()}: {t.get_coro()}" for t in asyncio.all_tasks(self.loop)]
+                log.error("devcluster did not stop cleanly; still running: %s", self.stuck_tasks)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)

@@ -152,7 +152,9 @@ async def serve_watch(request: web.Request, store: Store, rt: ResourceType, name
             if params.allow_bookmarks:
                 wait = min(wait, max(0.0, next_bookmark - now))
             try:
-                event = await asyncio.wait_for(sub.queue.get(), timeout=wait)
+                # asyncio.timeout, not wait_for: wait_for can swallow cancellation on Python 3.11.
+                async with asyncio.timeout(wait):
+                    event = await sub.queue.get()
             except TimeoutError:
                 if params.allow_bookmarks and loop.time() >= next_bookmark:
                     await resp.write(framed("BOOKMARK", bookmark(rt, store.current_rv)))

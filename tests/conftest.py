@@ -65,6 +65,7 @@ def dc(tmp_path: Path, devcluster_config: DevClusterConfig) -> Iterator[DevClust
         yield thread
     finally:
         thread.stop()
+    assert not thread.stuck_tasks, f"devcluster did not shut down cleanly: {thread.stuck_tasks}"
 
 
 @pytest.fixture

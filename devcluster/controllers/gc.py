@@ -93,8 +93,11 @@ class WorkQueue(Generic[K]):
     async def next_batch(self, timeout: float) -> list[K]:
         if not self._pending:
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that races
+            # with the wake-up, and the controller would then never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, timeout))
+                async with asyncio.timeout(max(0.0, timeout)):
+                    await self._wake.wait()
         items = list(self._pending)
         self._pending.clear()
         return items

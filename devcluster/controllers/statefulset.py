@@ -862,7 +862,9 @@ class StatefulSetController:
                 if not self._queue:
                     self._wake.clear()
                     try:
-                        await asyncio.wait_for(self._wake.wait(), self.RESYNC_SECONDS)
+                        # asyncio.timeout, not wait_for: wait_for can swallow cancellation on Python 3.11.
+                        async with asyncio.timeout(self.RESYNC_SECONDS):
+                            await self._wake.wait()
                     except TimeoutError:
                         self._enqueue_all()
                 while self._queue:
