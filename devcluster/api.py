@@ -14,7 +14,7 @@ import random
 import string
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from devcluster import clock, errors
@@ -409,7 +409,8 @@ class ApiServer:
                  annotations: dict[str, str] | None = None) -> Obj:
         """The ``pods/binding`` subresource: one write that sets ``spec.nodeName`` and PodScheduled=True."""
         rt = self.lookup("", "v1", "pods")
-        self._fault("create", rt, namespace, name)
+        # A create on the pods/binding subresource: faults armed for "pods" do not hit it.
+        self._fault("create", replace(rt, plural="pods/binding"), namespace, name)
         old = self._require(rt, namespace, name)
         conflict = None
         if old["metadata"].get("deletionTimestamp"):
