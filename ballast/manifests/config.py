@@ -7,7 +7,8 @@ How the image turns its environment into ``server.properties`` (``docker/resourc
   a property: drop ``KAFKA_``, then a single ``_`` means ``.``, ``__`` means ``_`` and ``___`` means ``-``,
   and lower-case the rest (``property_to_env`` / ``env_to_property``; the image's converter only sees a
   single underscore between two non-underscore characters, so a property with a one-character segment such as
-  ``a.b.c`` cannot be expressed: ``env_problem`` reports it);
+  ``a.b.c`` cannot be expressed, nor a key whose variable the start scripts read themselves, such as
+  ``KAFKA_HEAP_OPTS`` (``SCRIPT_ENV``): ``env_problem`` reports both);
 * ``CLUSTER_ID`` is required once ``KAFKA_PROCESS_ROLES`` is set (``kafka-storage.sh format`` uses it on the
   first start of an empty log dir, and an already formatted one is left alone);
 * the environment is split at ``=`` and an entry with more than one ``=`` is silently dropped, so a value
@@ -21,8 +22,8 @@ Shared settings go into a ConfigMap per role consumed with ``envFrom``; the per-
 
 Which keys a user may set in ``spec.brokers.config`` is data: ``OPERATOR_OWNED`` maps each key the operator
 decides to the reason (``validate_spec`` reports a user value for one as an error); ``broker_defaults`` are
-the operator's defaults that a user value replaces. Rendering never fails on a bad spec: user keys that
-validation rejects are left out of the rendered configuration.
+the operator's defaults that a user value replaces. Rendering never fails on a bad spec: entries with a
+``config_entry_problem`` (which ``validate_spec`` reports) are left out of the rendered configuration.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ EXCLUDED_ENV: Final = frozenset({
     "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_GC_LOG_OPTS", "KAFKA_LOG4J_ROOT_LOGLEVEL", "KAFKA_LOG4J_LOGGERS",
     "KAFKA_TOOLS_LOG4J_LOGLEVEL",
 })
+# Read by the image's launch script or Kafka's start scripts themselves (JVM heap, debugger, JMX); as
+# properties they would also change how the JVM starts, so no user key may map to one of them.
+SCRIPT_ENV: Final = EXCLUDED_ENV | {"KAFKA_HEAP_OPTS", "KAFKA_DEBUG", "KAFKA_JMX_PORT", "KAFKA_JMX_HOSTNAME"}
 _SINGLE_UNDERSCORE = re.compile(r"[^_]_[^_]")
 _PROPERTY_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -79,8 +83,8 @@ def env_problem(key: str) -> str | None:
     if not _PROPERTY_NAME.match(key):
         return "is not a Kafka property name (lower-case letters, digits, '.', '_' and '-')"
     env = property_to_env(key)
-    if env in EXCLUDED_ENV:
-        return f"cannot be set: the apache/kafka image does not pass {env} to server.properties"
+    if env in SCRIPT_ENV:
+        return f"cannot be set: the apache/kafka image reads {env} as a start-up setting, not a property"
     arrives_as = env_to_property(env)
     if arrives_as != key:
         return (f"cannot be passed to the apache/kafka image: {env} would reach Kafka as {arrives_as!r}")
@@ -135,6 +139,7 @@ REPLICATION_PAIRS: Final = (
     (TXN_RF, TXN_MIN_ISR),
     (SHARE_RF, SHARE_MIN_ISR),
 )
+REPLICATION_KEYS: Final = frozenset(key for pair in REPLICATION_PAIRS for key in pair if key is not None)
 # The share-group state topic (KIP-932) exists from Kafka 4.0.
 _SHARE_GROUPS_SINCE: Final = (4, 0)
 
@@ -186,12 +191,23 @@ def broker_defaults(spec: KafkaClusterSpec) -> dict[str, str]:
     return defaults
 
 
+def config_entry_problem(key: str, value: str) -> str | None:
+    """What is wrong with the entry ``key: value`` of ``spec.brokers.config`` on its own, or None.
+
+    Owned keys, keys or values the image cannot carry, and replication settings that are not positive
+    integers. (Rules relating entries to each other or to the broker count are ``validate_spec``'s.)
+    """
+    if is_operator_owned(key):
+        return f"owned by the operator ({OPERATOR_OWNED[key]})"
+    problem = env_problem(key) or value_problem(value)
+    if problem is None and key in REPLICATION_KEYS and positive_int(value) is None:
+        problem = f"must be a positive integer, got {value!r}"
+    return problem
+
+
 def user_config(spec: KafkaClusterSpec) -> dict[str, str]:
-    """The user's ``spec.brokers.config`` minus every entry ``validate_spec`` rejects."""
-    return {
-        key: value for key, value in spec.brokers.config.items()
-        if not is_operator_owned(key) and env_problem(key) is None and value_problem(value) is None
-    }
+    """The user's ``spec.brokers.config`` minus every entry with a ``config_entry_problem``."""
+    return {key: value for key, value in spec.brokers.config.items() if config_entry_problem(key, value) is None}
 
 
 # -- listeners -----------------------------------------------------------------------------------------------

@@ -24,6 +24,10 @@ COMPONENT_LABEL: Final = "app.kubernetes.io/component"
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 CLUSTER_LABEL: Final = f"{GROUP}/cluster"
 
+# Node labels the PodTopologyLabels admission plugin (KEP-4742) copies onto pods at binding; only these can
+# reach a container through the downward API (broker.rack).
+POD_TOPOLOGY_LABELS: Final = ("topology.kubernetes.io/zone", "topology.kubernetes.io/region")
+
 APP_NAME: Final = "kafka"
 MANAGER: Final = "ballast"
 
