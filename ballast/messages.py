@@ -58,6 +58,7 @@ class SpecChanged(Message):
     resource_version: str = ""
     deleting: bool = False
     annotations: dict[str, str] = Field(default_factory=dict, description="kafka.ballast.dev/* annotations")
+    uid: str = Field(default="", description="metadata.uid: a new uid under the same name is a re-created cluster")
     trace_context: dict[str, str] = Field(default_factory=dict, description="W3C traceparent of the watcher span")
 
 
@@ -80,6 +81,13 @@ class KafkaClusterWorkflowInput(Message):
     pending_observed: list[ObservedChanged] = Field(default_factory=list)
     processed_generation: int = 0
     paused: bool = False
+    pause_reason: str = ""
+    uid: str = Field(default="", description="metadata.uid last seen: a new uid is a re-created cluster")
+    phase: str = Field(default="", description="last phase reported (Pending when empty)")
+    consecutive_failures: int = Field(default=0, ge=0, description="failed passes in a row (retry back-off)")
+    max_passes_before_continue_as_new: int | None = Field(
+        default=None, ge=1, description="continue-as-new after this many passes (tests); None = when Temporal "
+                                        "suggests it")
 
     @property
     def ref(self) -> ClusterRef:
