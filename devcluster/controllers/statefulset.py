@@ -354,6 +354,11 @@ class _SetSync:
     def _template_patch(self) -> Obj:
         """``getPatch``: the strategic merge patch that restores this set's pod template."""
         template = copy.deepcopy(self.spec.get("template") or {})
+        meta = template.get("metadata")
+        if isinstance(meta, dict) and meta.get("creationTimestamp", "") is None:
+            # Go (1.34+, omitzero) does not encode a zero creationTimestamp; leaving the null in would
+            # give every revision a different name than a real cluster's for the same template.
+            del meta["creationTimestamp"]
         template["$patch"] = "replace"
         return {"spec": {"template": template}}
 

@@ -728,3 +728,23 @@ def test_kubectl_rollout_status_follows_the_status(
     out, err = rollout.communicate(timeout=30)
     assert rollout.returncode == 0, err
     assert "partitioned roll out complete: 2 new pods have been updated" in out
+
+
+def test_revision_name_matches_a_real_cluster(apps: client.AppsV1Api) -> None:
+    """kubernetes' own statefulset compatibility fixture (1.34): this template's revision is test-776999688b."""
+    apps.create_namespaced_stateful_set(NS, {"metadata": {"name": "test"}, "spec": {
+        "replicas": 0, "serviceName": "test", "selector": {"matchLabels": {"app": "foo"}},
+        "template": {"metadata": {"labels": {"app": "foo"}, "annotations": {"test": "value"}},
+                     "spec": {"containers": [{"name": "test", "image": "test"}]}}}})
+    status = wait_status(apps, "test", observed_generation=1)
+    assert status.update_revision == status.current_revision == "test-776999688b"
+    revision = apps.read_namespaced_controller_revision("test-776999688b", NS)
+    assert revision.metadata.labels == {"app": "foo", "controller.kubernetes.io/hash": "776999688b"}
+    assert revision.data == {"spec": {"template": {
+        "$patch": "replace",
+        "metadata": {"annotations": {"test": "value"}, "labels": {"app": "foo"}},
+        "spec": {"containers": [{"image": "test", "imagePullPolicy": "Always", "name": "test", "resources": {},
+                                 "terminationMessagePath": "/dev/termination-log",
+                                 "terminationMessagePolicy": "File"}],
+                 "dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "schedulerName": "default-scheduler",
+                 "securityContext": {}, "terminationGracePeriodSeconds": 30}}}}
