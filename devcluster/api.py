@@ -23,6 +23,7 @@ from devcluster.registry import Registry, ResourceType
 from devcluster.store import Obj, Store
 
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+TOPOLOGY_LABELS = ("topology.kubernetes.io/zone", "topology.kubernetes.io/region")
 _SERVER_META = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds",
                 "selfLink")
 
@@ -422,6 +423,13 @@ class ApiServer:
                            name=name, kind="pods/binding")
         new = copy.deepcopy(old)
         new["spec"]["nodeName"] = node_name
+        # PodTopologyLabelsAdmission (KEP-4742, on by default since 1.35): binding copies the node's zone and
+        # region labels onto the pod, so the downward API can expose them (e.g. as broker.rack).
+        node = self.store.get("/nodes", "", node_name)
+        node_labels = (node or {}).get("metadata", {}).get("labels") or {}
+        for key in TOPOLOGY_LABELS:
+            if key in node_labels:
+                new["metadata"].setdefault("labels", {})[key] = node_labels[key]
         if annotations:
             new["metadata"].setdefault("annotations", {}).update(annotations)
         conditions = new.setdefault("status", {}).setdefault("conditions", [])

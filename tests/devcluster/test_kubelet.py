@@ -115,6 +115,9 @@ def test_pod_goes_pending_running_ready_with_kubelet_status(core: client.CoreV1A
     assert all(c.status == "True" and c.observed_generation == 1 for c in pod.status.conditions)
     node = core.read_node(pod.spec.node_name)
     assert pod.status.host_ip == next(a.address for a in node.status.addresses if a.type == "InternalIP")
+    # PodTopologyLabelsAdmission: binding copied the node's zone and region labels onto the pod.
+    for key in ("topology.kubernetes.io/zone", "topology.kubernetes.io/region"):
+        assert pod.metadata.labels[key] == node.metadata.labels[key]
     assert pod.status.pod_ip.startswith("10.244.") and pod.status.pod_ips[0].ip == pod.status.pod_ip
     assert pod.status.start_time is not None and pod.status.qos_class == "Burstable"
     (cs,) = pod.status.container_statuses
