@@ -24,10 +24,11 @@ Contract, as a client observes it through the API:
   deleted from the highest ordinal down, at most ``maxUnavailable`` (default 1; int or percent) unavailable at a
   time (the MaxUnavailableStatefulSet path, beta and on by default since 1.35). OnDelete never deletes for an
   update; a pod deleted by someone comes back at the update revision.
-* Status is written through ``/status`` only when a counted field changed: observedGeneration, replicas,
-  readyReplicas, currentReplicas, updatedReplicas, availableReplicas, currentRevision, updateRevision,
-  collisionCount (Go ``omitempty`` rules). currentRevision becomes updateRevision once every replica is updated
-  and ready (for both strategies: the 1.36 fix of kubernetes#73492).
+* Status (observedGeneration, replicas, readyReplicas, currentReplicas, updatedReplicas, availableReplicas,
+  currentRevision, updateRevision, collisionCount; Go ``omitempty`` rules) is written through ``/status`` only
+  when one of them other than collisionCount differs (upstream's ``inconsistentStatus``). currentRevision
+  becomes updateRevision once every replica is updated and ready (for both strategies: the 1.36 fix of
+  kubernetes#73492).
 * Events (core/v1, ``source.component`` = ``reportingComponent`` = ``statefulset-controller``) use the upstream
   reasons and texts, e.g. ``SuccessfulCreate`` "create Pod web-0 in StatefulSet web successful" and
   "create Claim data-web-0 Pod web-0 in StatefulSet web success"; written by the shared legacy-API
