@@ -15,12 +15,14 @@ What mirrors cel-go + the Kubernetes CEL environment:
   heterogeneous numeric equality, commutative error handling for ``&&``/``||`` and the ``all``/``exists``
   macros, ``no such key: x`` for missing fields, list-type ``set``/``map`` equality ignoring order;
 * property-name escaping (``foo-bar`` is ``self.foo__dash__bar``, ``namespace`` is ``self.__namespace__``);
+* the Kubernetes quantity library (``quantity``, ``isQuantity``, ``sign`` and the ``kubernetes.Quantity``
+  methods) over the exact :mod:`devcluster.quantity` model of ``resource.Quantity``;
 * the standard library and macros (``has``, ``all``, ``exists``, ``exists_one``, ``map``, ``filter``,
   two-variable ``all``/``exists``/``existsOne``/``transformList``/``transformMap``) plus the Kubernetes
   string/list/set/regex extensions (``lowerAscii``, ``split``, ``join``, ``isSorted``, ``sum``,
   ``distinct``, ``sets.contains``, ``find``, ...).
 
-Not implemented: the quantity, URL, IP/CIDR, semver and ``format`` libraries and string ``format``.
+Not implemented: the URL, IP/CIDR, semver and ``format`` libraries and string ``format``.
 Rules calling them compile (kube-apiserver accepts them) and are skipped at runtime
 (:attr:`Program.unsupported`); the ``.?`` optional-field syntax is not in celpy's grammar and fails to parse.
 """
@@ -38,6 +40,8 @@ from typing import Any
 
 import lark
 from celpy.celparser import CELParseError, CELParser
+
+from devcluster import quantity as _q
 
 try:  # Kubernetes evaluates regexes with RE2; google-re2 is installed alongside cel-python.
     import re2 as _re2
@@ -186,8 +190,9 @@ class Decl:
 
 
 DYN = Decl("dyn")
+QUANTITY = "kubernetes.Quantity"  # the CEL type name cel-go prints in overload errors
 _SCALARS = {k: Decl(k) for k in ("int", "uint", "double", "string", "bool", "bytes", "null",
-                                 "timestamp", "duration", "type")}
+                                 "timestamp", "duration", "type", QUANTITY)}
 _NUMERIC = frozenset({"int", "uint", "double"})
 
 
@@ -309,6 +314,8 @@ def values_equal(a: Any, b: Any) -> bool:
     ta, tb = type(a), type(b)
     if _is_num(a) and _is_num(b):
         return bool(a == b)
+    if ta is _q.Quantity:
+        return _q.cel_equal(a, b)  # cel-go calls the left operand's Equal; see cel_equal for the asymmetry
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return False
@@ -470,7 +477,8 @@ def _type_of(v: Any) -> CelType:
         return CelType("null_type")
     for py, name in ((bool, "bool"), (UInt, "uint"), (int, "int"), (float, "double"), (str, "string"),
                      (bytes, "bytes"), (list, "list"), (dict, "map"), (_dt.datetime, "google.protobuf.Timestamp"),
-                     (_dt.timedelta, "google.protobuf.Duration"), (CelType, "type"), (Optional, "optional_type")):
+                     (_dt.timedelta, "google.protobuf.Duration"), (CelType, "type"), (Optional, "optional_type"),
+                     (_q.Quantity, QUANTITY)):
         if isinstance(v, py):
             return CelType(name)
     return CelType("dyn")
@@ -911,14 +919,82 @@ _NAMESPACED: dict[str, _Builtin] = {
     "sets.equivalent": (lambda a, b: _sets_contains(a, b) and _sets_contains(b, a), "bool", (2,)),
     "lists.range": (_lists_range, "list", (1,)),
 }
-# Kubernetes CEL libraries this module does not implement (quantity, URL, IP/CIDR, semver, format,
-# string formatting). Rules using them compile, since kube-apiserver accepts them, but are not
-# evaluated (they always pass) rather than failing valid objects.
-_UNSUPPORTED_FUNCTIONS = frozenset({"quantity", "isQuantity", "url", "isURL", "ip", "isIP", "cidr", "isCIDR",
-                                    "semver", "isSemver"})
+
+
+# --- Kubernetes quantity library (k8s.io/apiserver/pkg/cel/library/quantity.go) -------------------------
+
+def _quantity(s: Any) -> _q.Quantity:
+    try:
+        return _q.parse_quantity(_s(s))
+    except ValueError as exc:
+        raise CelEvalError(str(exc)) from None
+    except _q.QuantityTooLarge as exc:
+        raise CelEvalError(str(exc)) from None
+
+
+def _qv(v: Any) -> _q.Quantity:
+    if type(v) is not _q.Quantity:
+        raise _overload()
+    return v
+
+
+def _q_operand(v: Any) -> _q.Quantity:
+    """The right operand of ``add``/``sub``: a Quantity, or an int as ``NewQuantity(n, DecimalExponent)``."""
+    if type(v) is int:
+        return _q.from_int(v)
+    return _qv(v)
+
+
+def _q_arith(op: Callable[[_q.Quantity, _q.Quantity], _q.Quantity]) -> Callable[[Any, Any], _q.Quantity]:
+    def fn(a: Any, b: Any) -> _q.Quantity:
+        try:
+            return op(_qv(a), _q_operand(b))
+        except _q.QuantityTooLarge as exc:
+            raise CelEvalError(str(exc)) from None
+
+    return fn
+
+
+def _q_cmp(a: Any, b: Any) -> int:
+    try:
+        return _qv(a).cmp(_qv(b))
+    except _q.QuantityTooLarge as exc:  # only for operands written with more than MAX_ALIGN_DIGITS digits
+        raise CelEvalError(str(exc)) from None
+
+
+def _q_as_integer(q: Any) -> int:
+    value = _qv(q).as_int64()
+    if value is None:
+        raise CelEvalError("cannot convert value to integer")
+    return value
+
+
+# name -> (implementation, overloads as parameter kinds (a method's include the receiver), result kind)
+_QuantityFn = tuple[Callable[..., Any], tuple[tuple[str, ...], ...], str]
+# ``sign`` is declared with cel.Overload, not cel.MemberOverload: ``sign(q)`` compiles, ``q.sign()`` does not.
+_QUANTITY_FUNCTIONS: dict[str, _QuantityFn] = {
+    "quantity": (_quantity, (("string",),), QUANTITY),
+    "isQuantity": (lambda s: _q.is_quantity(_s(s)), (("string",),), "bool"),
+    "sign": (lambda q: _qv(q).sign(), ((QUANTITY,),), "int"),
+}
+_QUANTITY_METHODS: dict[str, _QuantityFn] = {
+    "isInteger": (lambda q: _qv(q).as_int64() is not None, ((QUANTITY,),), "bool"),
+    "asInteger": (_q_as_integer, ((QUANTITY,),), "int"),
+    "asApproximateFloat": (lambda q: _qv(q).as_approximate_float(), ((QUANTITY,),), "double"),
+    "add": (_q_arith(_q.Quantity.add), ((QUANTITY, QUANTITY), (QUANTITY, "int")), QUANTITY),
+    "sub": (_q_arith(_q.Quantity.sub), ((QUANTITY, QUANTITY), (QUANTITY, "int")), QUANTITY),
+    "isGreaterThan": (lambda a, b: _q_cmp(a, b) == 1, ((QUANTITY, QUANTITY),), "bool"),
+    "isLessThan": (lambda a, b: _q_cmp(a, b) == -1, ((QUANTITY, QUANTITY),), "bool"),
+    "compareTo": (_q_cmp, ((QUANTITY, QUANTITY),), "int"),
+}
+
+# Kubernetes CEL libraries this module does not implement (URL, IP/CIDR, semver, format, string
+# formatting). Rules using them compile, since kube-apiserver accepts them, but are not evaluated
+# (they always pass) rather than failing valid objects. Semver's compareTo/isGreaterThan/isLessThan share
+# the quantity methods' names: on a semver receiver (dyn here) the rule is skipped like any semver call.
+_UNSUPPORTED_FUNCTIONS = frozenset({"url", "isURL", "ip", "isIP", "cidr", "isCIDR", "semver", "isSemver"})
 _UNSUPPORTED_METHODS = frozenset({
-    "add", "sub", "asApproximateFloat", "asInteger", "compareTo", "isGreaterThan", "isLessThan", "isInteger",
-    "sign", "getEscapedPath", "getHost", "getHostname", "getPort", "getQuery", "getScheme", "family",
+    "getEscapedPath", "getHost", "getHostname", "getPort", "getQuery", "getScheme", "family",
     "isGlobalUnicast", "isLinkLocalMulticast", "isLinkLocalUnicast", "isLoopback", "isUnspecified",
     "containsCIDR", "containsIP", "masked", "prefixLength", "major", "minor", "patch", "format", "quote",
     "validate", "sortBy", "first", "last"})
@@ -1245,6 +1321,11 @@ class _Compiler:
         namespace = self.namespace(target_node)
         if namespace is not None:
             return self.namespaced_call(f"{namespace}.{name}", args, paren)
+        if name in _QUANTITY_METHODS:
+            return self.quantity_call(name, target_node, args, paren)
+        if name in _QUANTITY_FUNCTIONS:  # global overloads only: not callable receiver-style
+            raise _Issue(f"found no matching overload for '{name}' applied to "
+                         f"'{self.describe_call(target_node, args)}'", paren)
         spec = _METHODS.get(name)
         if spec is None and name in _UNSUPPORTED_METHODS:
             self.unsupported = True
@@ -1280,6 +1361,19 @@ class _Compiler:
             raise _Issue(f"found no matching overload for '{name}'", where)
         return self.call(impl, [self.compile(a)[0] for a in args]), _SCALARS.get(result, DYN)
 
+    def quantity_call(self, name: str, target_node: Any, args: list[Any], where: Any) -> tuple[Fn, Decl]:
+        """A quantity-library call, type-checked against its overloads like cel-go's checker (dyn matches
+        any parameter; a semver receiver is dyn here, and its rule is skipped as unsupported)."""
+        impl, overloads, result = (_QUANTITY_METHODS if target_node is not None else _QUANTITY_FUNCTIONS)[name]
+        nodes = [target_node, *args] if target_node is not None else args
+        compiled = [self.compile(n) for n in nodes]
+        kinds = [_kind(t) for _, t in compiled]
+        if not any(len(params) == len(kinds) and all(k in (p, "dyn") for k, p in zip(kinds, params, strict=True))
+                   for params in overloads):
+            shown = f"{kinds[0]}.({', '.join(kinds[1:])})" if target_node is not None else f"({', '.join(kinds)})"
+            raise _Issue(f"found no matching overload for '{name}' applied to '{shown}'", where)
+        return self.call(impl, [fn for fn, _ in compiled]), _SCALARS.get(result, DYN)
+
     def describe_call(self, target: Any, args: list[Any]) -> str:
         kinds = [_kind(self.compile(a)[1]) for a in args]
         return f"{_kind(self.compile(target)[1])}.({', '.join(kinds)})"
@@ -1303,6 +1397,11 @@ class _Compiler:
         args = self.args(rest[0] if rest else None)
         if name == "has":
             return self.has_macro(args, tree)
+        if name in _QUANTITY_FUNCTIONS:
+            return self.quantity_call(name, None, args, ident)
+        if name in _QUANTITY_METHODS:  # member overloads only: not callable as a global function
+            kinds = ", ".join(_kind(self.compile(a)[1]) for a in args)
+            raise _Issue(f"found no matching overload for '{name}' applied to '({kinds})'", ident)
         spec = _FUNCTIONS.get(name)
         if spec is None and name in _UNSUPPORTED_FUNCTIONS:
             self.unsupported = True
