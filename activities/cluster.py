@@ -91,7 +91,7 @@ from ballast.manifests.names import (
 from ballast.messages import ClusterRef
 from ballast.observed import KafkaState, ObjectState, ObservedCluster, PodState, StatefulSetState
 from ballast.spec import GROUP, KIND, PLURAL, VERSION, KafkaClusterSpec
-from ballast.status import Condition, set_condition
+from ballast.status import Condition, LastOperation, OperationStatus, set_condition
 
 log = logging.getLogger(__name__)
 
@@ -627,13 +627,18 @@ class ClusterActivities:
         brokers = status.get("brokers") or {"ready": 0, "desired": 0}
         status["readyBrokers"] = f"{brokers['ready']}/{brokers['desired']}"
         status["brokerSelector"] = broker_selector(inp.ref.name)
-        for key, value in (("currentOperation", inp.current_operation), ("lastOperation", inp.last_operation)):
+        for key, value, model in (("currentOperation", inp.current_operation, OperationStatus),
+                                  ("lastOperation", inp.last_operation, LastOperation)):
             if value is None:
                 continue
-            if value:
-                status[key] = value
-            else:
+            if not value:
                 status.pop(key, None)
+                continue
+            # Through the model, so the stored form (the API server fills in schema defaults) is compared.
+            try:
+                status[key] = model.model_validate(value).model_dump(mode="json", by_alias=True, exclude_none=True)
+            except ValidationError as err:
+                raise _invalid_spec(err, f"status.{key}") from err
         if inp.conditions:
             status["conditions"] = self._merge_conditions(inp, status)
         return status
