@@ -24,6 +24,9 @@ def _add_devcluster(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--watch-window", type=int, default=10_000,
                    help="events kept for watch resumption; older resourceVersions get 410 Expired")
     p.add_argument("-v", "--verbose", action="store_true", help="log every controller action")
+    from ballast.devcluster_cmd import add_kafka_commands
+
+    add_kafka_commands(p.add_subparsers(dest="devcluster_command", metavar="{kafka}"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,8 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "devcluster":
-        from ballast.devcluster_cmd import run_devcluster
+        from ballast.devcluster_cmd import run_devcluster, run_kafka_control
 
+        if getattr(args, "devcluster_command", None) == "kafka":
+            return run_kafka_control(args)
         return run_devcluster(args)
     raise SystemExit(f"unknown command {args.command}")  # argparse already rejects this
 

@@ -159,7 +159,7 @@ class KafkaRuntime:
         except KafkaError as err:
             raise ValueError(f"{action}: {err.message or err.code.name}") from None
         except KeyError as err:
-            raise ValueError(f"{action}: unknown {err.args[0] if err.args else 'key'}") from None
+            raise ValueError(f"{action}: {err.args[0] if err.args else err}") from None
         return result if isinstance(result, dict) else {"ok": True}
 
     def _speed(self, speed: float) -> dict[str, Any]:
