@@ -34,6 +34,7 @@ from typing import Any
 
 import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
+from kafka.net.compat import KafkaNetClient
 from kafka.protocol.admin import DescribeClusterRequest, DescribeQuorumRequest
 from kafka.protocol.broker_version_data import BrokerVersionData
 from kafka.protocol.metadata import ApiVersionsRequest
@@ -99,6 +100,13 @@ def kafka_admin_client(bootstrap: str, timeout: float) -> KafkaAdminClient:
     Raises :class:`KafkaUnreachable` when the bootstrap does not complete within ``timeout`` seconds.
     """
     ms = max(1, int(timeout * 1000))
+    created: list[Any] = []
+
+    def net_client(**configs: Any) -> Any:
+        net = KafkaNetClient(**configs)
+        created.append(net)
+        return net
+
     try:
         return KafkaAdminClient(
             bootstrap_servers=bootstrap,
@@ -109,8 +117,14 @@ def kafka_admin_client(bootstrap: str, timeout: float) -> KafkaAdminClient:
             reconnect_backoff_max_ms=min(ms, 1000),
             # The client's background refresh is not needed for one-shot questions.
             metadata_max_age_ms=300_000,
+            kafka_client=net_client,
         )
     except kafka_errors.KafkaError as err:
+        # kafka-python starts its IO thread before bootstrapping and does not stop it when the bootstrap
+        # fails; stop it as KafkaAdminClient.close() would, or every failed attempt leaks a thread.
+        for net in created:
+            net.close()
+            net._manager._net.stop()
         raise KafkaUnreachable(f"cannot bootstrap from {bootstrap}: {err}") from err
 
 

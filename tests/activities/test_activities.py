@@ -247,8 +247,9 @@ def test_observe_a_cluster_without_pods_reports_kafka_unreachable_fast(
     assert "no controller pods" in observed.kafka.error and "no broker pods" in observed.kafka.error
 
 
-def test_controller_probe_is_bounded_in_time() -> None:
-    """A listener that accepts and never answers (a hung process) costs at most the timeout."""
+def test_kafka_probes_are_bounded_in_time_and_leave_no_threads() -> None:
+    """A listener that accepts and never answers (a hung process) costs at most the timeout; nobody
+    listening fails at once; a failed admin-client bootstrap stops the IO thread kafka-python started."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
@@ -257,9 +258,15 @@ def test_controller_probe_is_bounded_in_time() -> None:
         with pytest.raises(clients.KafkaUnreachable, match="timed out"):
             clients.describe_quorum_via_controllers(f"127.0.0.1:{port}", timeout=0.3)
         assert time.monotonic() - started < 1.0
-    # Nobody listening: refused at once.
     with pytest.raises(clients.KafkaUnreachable, match="cannot connect"):
         clients.describe_quorum_via_controllers(f"127.0.0.1:{port}", timeout=0.3)
+
+    threads = threading.active_count()
+    started = time.monotonic()
+    with pytest.raises(clients.KafkaUnreachable, match="cannot bootstrap"):
+        clients.kafka_admin_client(f"127.0.0.1:{port}", timeout=0.3)
+    assert time.monotonic() - started < 1.5
+    assert threading.active_count() == threads
 
 
 # -- status --------------------------------------------------------------------------------------------------
