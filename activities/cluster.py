@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import logging
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -78,6 +78,7 @@ from ballast.manifests import (
     node_id_for_pod,
     render_cluster,
 )
+from ballast.manifests.inputs import CLUSTER_ID_PATTERN
 from ballast.manifests.labels import COMPONENT_LABEL
 from ballast.manifests.names import (
     CONTROLLER_PORT,
@@ -87,13 +88,12 @@ from ballast.manifests.names import (
     controller_pod_names,
     headless_service_name,
     node_ids,
+    statefulset_name,
 )
 from ballast.messages import ClusterRef
 from ballast.observed import KafkaState, ObjectState, ObservedCluster, PodState, StatefulSetState
 from ballast.spec import GROUP, KIND, PLURAL, VERSION, KafkaClusterSpec
 from ballast.status import Condition, LastOperation, OperationStatus, set_condition
-
-log = logging.getLogger(__name__)
 
 FINALIZER = f"{GROUP}/cleanup"
 COMPONENT = "ballast-operator"
@@ -270,7 +270,9 @@ class ClusterActivities:
             # The planner reports the invalid spec; the names of the objects do not depend on it.
             spec = KafkaClusterSpec()
         cluster_id = status.get("clusterId")
-        render_id = cluster_id if isinstance(cluster_id, str) and len(cluster_id) == 22 else _PLACEHOLDER_CLUSTER_ID
+        render_id = _PLACEHOLDER_CLUSTER_ID
+        if isinstance(cluster_id, str) and re.fullmatch(CLUSTER_ID_PATTERN, cluster_id):
+            render_id = cluster_id
         try:
             desired = render_cluster(RenderInput(name=ref.name, namespace=ref.namespace, uid=meta["uid"], spec=spec,
                                                  cluster_id=render_id))
@@ -291,7 +293,7 @@ class ClusterActivities:
         pods = self._pods(ref)
         controller_pods = [p for p in pods if p[0] is Role.CONTROLLER]
         broker_pods = [p for p in pods if p[0] is Role.BROKER]
-        sts_name = {role: f"{ref.name}-{role.value}" for role in Role}
+        sts_name = {role: statefulset_name(ref.name, role) for role in Role}
         kafka = self._kafka_state(ref, spec, controllers=bool(controller_pods), brokers=bool(broker_pods))
         return ObservedCluster(
             namespace=ref.namespace,
@@ -358,7 +360,11 @@ class ClusterActivities:
     def _kafka_state(self, ref: ClusterRef, spec: KafkaClusterSpec, *, controllers: bool,
                      brokers: bool) -> KafkaState:
         """Ask the controllers (quorum) and the brokers (registrations) at once; each answer is bounded by
-        the Kafka timeout. A role without any pod is not asked: there is nobody to answer."""
+        the Kafka timeout. A role without any pod is not asked: there is nobody to answer.
+
+        ``reachable`` is True when either side answered; ``error`` then names the side that did not (e.g.
+        brokers still starting while the quorum is up). Without a controller answer, the quorum comes from
+        a broker, which forwards DescribeQuorum to the active controller."""
         errors: list[str] = []
         quorum: QuorumInfo | None = None
         registered: clients.ClusterBrokers | None = None
@@ -749,7 +755,7 @@ class ClusterActivities:
                                    type="NotDeleting", non_retryable=True)
         try:
             for role in Role:
-                self.kinds["StatefulSet"].delete(inp.ref.namespace, f"{inp.ref.name}-{role.value}")
+                self.kinds["StatefulSet"].delete(inp.ref.namespace, statefulset_name(inp.ref.name, role))
             claims = self.kinds["PersistentVolumeClaim"].list(inp.ref.namespace, cluster_selector(inp.ref.name))
             deleted: list[str] = []
             for claim in claims:
