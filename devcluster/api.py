@@ -148,6 +148,11 @@ class ApiServer:
                                 f"namespace {namespace} is being terminated", "metadata.namespace")]
             raise err
 
+    @staticmethod
+    def _sub(rt: ResourceType, subresource: str | None) -> ResourceType:
+        """The type as fault rules see it: ``pods/status`` writes are not ``pods`` writes."""
+        return rt if subresource is None else replace(rt, plural=f"{rt.plural}/{subresource}")
+
     def _fault(self, verb: str, rt: ResourceType, namespace: str, name: str) -> None:
         if self.faults is not None:
             self.faults.check(verb, rt, namespace, name)
@@ -218,7 +223,7 @@ class ApiServer:
                subresource: str | None = None, dry_run: bool = False, require_rv: bool = True) -> Obj:
         """PUT semantics. ``require_rv`` is False for PATCH, whose precondition is checked by ``patch``."""
         ns = self._ns(rt, namespace)
-        self._fault("update", rt, ns, name)
+        self._fault("update", self._sub(rt, subresource), ns, name)
         old = self._require(rt, ns, name)
         new = copy.deepcopy(body)
         if not isinstance(new.get("metadata"), dict):
@@ -243,7 +248,7 @@ class ApiServer:
         from devcluster.patch import apply_patch
 
         ns = self._ns(rt, namespace)
-        self._fault("patch", rt, ns, name)
+        self._fault("patch", self._sub(rt, subresource), ns, name)
         old = self._require(rt, ns, name)
         patched = apply_patch(copy.deepcopy(old), body, content_type, rt.kind if rt.builtin else None)
         if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):

@@ -65,7 +65,6 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
 
 def default_pod_template(template: dict[str, Any]) -> None:
     template.setdefault("metadata", {})
-    template["metadata"].setdefault("creationTimestamp", None)
     default_pod_spec(template.setdefault("spec", {}))
 
 
@@ -342,7 +341,7 @@ def default_statefulset_spec(spec: dict[str, Any]) -> None:
     for claim in spec.get("volumeClaimTemplates") or []:
         claim.setdefault("apiVersion", "v1")
         claim.setdefault("kind", "PersistentVolumeClaim")
-        claim.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+        claim.setdefault("metadata", {})
         claim.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")
         claim.setdefault("status", {"phase": "Pending"})
 

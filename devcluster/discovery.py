@@ -69,7 +69,8 @@ def _resource_entries(rt: ResourceType) -> list[dict[str, Any]]:
                     "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
     for sub in rt.extra_subresources:
         out.append({"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced,
-                    "kind": rt.kind, "verbs": ["update"]})
+                    "kind": "Binding" if sub == "binding" else rt.kind,
+                    "verbs": ["create"] if sub == "binding" else ["update"]})
     return out
 
 

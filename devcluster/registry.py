@@ -70,6 +70,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",), status_subresource=True,
                  name_rule="dns1123-label", returns_deleted_object=True, extra_subresources=("finalize",)),
     ResourceType("", "v1", "Pod", "pods", "pod", True, ("po",), ("all",), returns_deleted_object=True,
+                 extra_subresources=("binding",),
                  **_CORE_STATUS_GEN),
     ResourceType("", "v1", "Service", "services", "service", True, ("svc",), ("all",), status_subresource=True,
                  name_rule="dns1035-label", returns_deleted_object=True),

@@ -30,7 +30,7 @@ from devcluster.watch import WatchParams, serve_watch
 log = logging.getLogger("devcluster.server")
 
 JSON = "application/json"
-_SUBRESOURCES = ("status", "scale", "finalize")
+_SUBRESOURCES = ("status", "scale", "finalize", "binding")
 
 
 def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -207,6 +207,8 @@ class DevServer:
             if method == "DELETE":
                 return await self._delete_collection(request, rt, namespace)
             raise errors.method_not_allowed()
+        if sub == "binding":
+            return await self._bind(request, namespace or "", name)
         if sub == "scale":
             return await self._scale(request, rt, namespace, name)
         if method == "GET":
@@ -392,6 +394,20 @@ class DevServer:
             deleted.append(_strip_type(rt, result))
         return _json_response({"kind": rt.list_kind, "apiVersion": rt.api_version,
                                "metadata": {"resourceVersion": str(self.api.store.current_rv)}, "items": deleted})
+
+    async def _bind(self, request: web.Request, namespace: str, name: str) -> web.Response:
+        """``POST pods/<name>/binding`` (what a scheduler calls): assign the pod to ``target.name``."""
+        if request.method != "POST":
+            raise errors.method_not_allowed()
+        body = _decode(await request.read(), request.headers.get("Content-Type", ""))
+        self._require_object(body)
+        target = body.get("target") or {}
+        if not target.get("name"):
+            raise errors.invalid("Binding", "", name, [errors.Cause("FieldValueRequired", "Required value",
+                                                                    "target.name")])
+        self.api.bind_pod(namespace, name, target["name"], (body.get("metadata") or {}).get("annotations"))
+        return _json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                               "code": 201}, status=201)
 
     # -- scale subresource -------------------------------------------------------------------------
     async def _scale(self, request: web.Request, rt: ResourceType, namespace: str | None, name: str) -> web.Response:

@@ -108,6 +108,7 @@ async def serve_watch(request: web.Request, store: Store, rt: ResourceType, name
     # Subscribe before reading the log/snapshot so nothing committed in between is lost; duplicates
     # are skipped by revision.
     sub = store.subscribe(rt.key, namespace)
+    resp: web.StreamResponse | None = None
     try:
         initial: list[tuple[str, Obj]] = []
         # Everything runs on one event loop, so the snapshot below and the subscription agree exactly.
@@ -178,7 +179,12 @@ async def serve_watch(request: web.Request, store: Store, rt: ResourceType, name
                 frame = event.frames[shown[0]] = _frame(shown[0], _with_type(rt, shown[1]))
             await resp.write(frame)
         return resp
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:
+        # The client went away mid-stream (kubectl get -w interrupted): a normal end of a watch.
+        if resp is None:
+            raise
+        return resp
+    except asyncio.CancelledError:
         raise
     finally:
         store.unsubscribe(sub)

@@ -408,3 +408,33 @@ def test_secret_string_data_is_folded_into_data(core: client.CoreV1Api) -> None:
                                                         "stringData": {"password": "hunter2"}})
     assert created.type == "Opaque" and created.string_data is None
     assert base64.b64decode(created.data["password"]) == b"hunter2"
+
+
+def test_pods_binding_subresource_assigns_the_node(dc: DevClusterThread, core: client.CoreV1Api) -> None:
+    # A scheduler nobody runs, so only this test's binding places the pod.
+    core.create_namespaced_pod("default", {"metadata": {"name": "p"}, "spec": {
+        "schedulerName": "test-scheduler", "containers": [{"name": "c", "image": "busybox:1"}]}})
+    node = core.list_node().items[0]
+    # kube-apiserver answers a binding with a Status, which the Python client cannot read as a V1Binding
+    # (kubernetes-client/python#547), hence the raw response.
+    resp = core.create_namespaced_pod_binding("p", "default", {"metadata": {"name": "p"}, "target": {
+        "kind": "Node", "name": node.metadata.name}}, _preload_content=False)
+    assert resp.status == 201 and json.loads(resp.data)["status"] == "Success"
+    pod = core.read_namespaced_pod("p", "default")
+    assert pod.spec.node_name == node.metadata.name
+    scheduled = next(c for c in pod.status.conditions if c.type == "PodScheduled")
+    assert scheduled.status == "True"
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod_binding("p", "default", {"metadata": {"name": "p"},
+                                                            "target": {"kind": "Node", "name": "other"}},
+                                           _preload_content=False)
+    assert err.value.status == 409 and "is already assigned to node" in _body(err.value)["message"]
+
+
+def test_status_writes_are_a_separate_fault_target(dc: DevClusterThread, apps: client.AppsV1Api) -> None:
+    apps.create_namespaced_stateful_set("default", _sts("web"))
+    dc.call(lambda c: c.faults.fail_next(1, 500, verb="patch", resource="statefulsets"))
+    apps.patch_namespaced_stateful_set_status("web", "default", {"status": {"replicas": 0}})
+    with pytest.raises(ApiException) as err:
+        apps.patch_namespaced_stateful_set("web", "default", {"metadata": {"labels": {"a": "b"}}})
+    assert err.value.status == 500

@@ -345,9 +345,11 @@ def test_ordered_creation_identity_claims_status_and_events(
 
     # Identity: labels, owner, hostname/subdomain, the claim volume.
     pod = core.read_namespaced_pod("web-1", NS)
-    assert pod.metadata.labels == {"app": "web", "tier": "db", "controller-revision-hash": status.update_revision,
-                                   "statefulset.kubernetes.io/pod-name": "web-1",
-                                   "apps.kubernetes.io/pod-index": "1"}
+    # Binding adds the node's topology labels (PodTopologyLabelsAdmission); the rest come from the controller.
+    controller_labels = {k: v for k, v in pod.metadata.labels.items() if not k.startswith("topology.kubernetes.io/")}
+    assert controller_labels == {"app": "web", "tier": "db", "controller-revision-hash": status.update_revision,
+                                 "statefulset.kubernetes.io/pod-name": "web-1",
+                                 "apps.kubernetes.io/pod-index": "1"}
     assert pod.metadata.generate_name == "web-"
     [owner] = pod.metadata.owner_references
     assert (owner.api_version, owner.kind, owner.name, owner.uid, owner.controller, owner.block_owner_deletion) == \
