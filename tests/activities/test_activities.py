@@ -497,3 +497,18 @@ def _quiet_kafka_client(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """kafka-python logs every bootstrap retry at WARNING while brokers register; not a test failure."""
     caplog.set_level("ERROR", logger="kafka")
     yield
+
+
+def test_operator_settings_from_env() -> None:
+    default = OperatorSettings.from_env({})
+    assert default.kafka_addressing is KafkaAddressing.CLUSTER_DNS and default.kubeconfig is None
+    assert default.namespaces == () and not default.temporal_tls.enabled
+    settings = OperatorSettings.from_env({
+        "KUBECONFIG": "/k", "BALLAST_NAMESPACES": "kafka, team-a,", "BALLAST_TASK_QUEUE": "q",
+        "TEMPORAL_ADDRESS": "temporal:7233", "TEMPORAL_NAMESPACE": "ops", "TEMPORAL_TLS_CERT": "/c.pem",
+        "TEMPORAL_TLS_KEY": "/k.pem"})
+    assert settings.namespaces == ("kafka", "team-a") and settings.task_queue == "q"
+    assert (settings.temporal_address, settings.temporal_namespace) == ("temporal:7233", "ops")
+    assert settings.temporal_tls.enabled and settings.temporal_tls.cert_path == "/c.pem"
+    with pytest.raises(ValueError, match=r"^BALLAST_KAFKA_ADDRESSING: "):
+        OperatorSettings.from_env({"BALLAST_KAFKA_ADDRESSING": "dns"})
