@@ -14,6 +14,7 @@ while a reassignment copies), so simulated minutes take seconds.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,6 @@ from kubernetes import client
 from kubernetes import config as kube_config
 
 from devcluster.cluster import DevClusterConfig, DevClusterThread
-from devcluster.kafka.model import KafkaClusterModel
 from tests.conftest import wait_for
 
 T = TypeVar("T")
@@ -101,9 +101,6 @@ class KafkaEnv:
     apps: client.AppsV1Api
     kubeconfig: Path
     admin: KafkaAdminClient
-
-    def model(self) -> KafkaClusterModel:
-        return self.dc.call(lambda c: c.kafka.model(CLUSTER_ID))
 
     def control(self, action: str, **params: Any) -> dict[str, Any]:
         return self.dc.call(lambda c: c.kafka.control(action, **params))
@@ -361,10 +358,24 @@ def test_deleting_a_broker_pod_shrinks_isrs_and_it_rejoins_after_catching_up(env
 # ------------------------------------------------------------------------------------- other tools
 
 
+def kcat_binary() -> str:
+    """kcat, installed with apt when missing and this session may (root, apt-get present); else a skip."""
+    found = shutil.which("kcat")
+    if found is not None:
+        return found
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("kcat is missing and cannot be installed here (needs root and apt-get: apt-get install -y kcat)")
+    done = subprocess.run([apt, "install", "-y", "-q", "kcat"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    found = shutil.which("kcat")
+    if found is None:
+        pytest.skip(f"kcat is missing and apt-get could not install it: {done.stderr.strip()[-300:]}")
+    return found
+
+
 def test_kcat_lists_all_brokers_and_topics(env: KafkaEnv) -> None:
-    kcat = shutil.which("kcat")
-    if kcat is None:
-        pytest.skip("kcat is not installed (Debian: apt-get install -y kcat)")
+    kcat = kcat_binary()
     address = env.pod_loopback("kafka-broker-103")["9092"]
     out = subprocess.run([kcat, "-L", "-b", address, "-m", "10"], capture_output=True, text=True, timeout=30,
                          check=True).stdout
