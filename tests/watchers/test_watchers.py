@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from watchers.leader import LeaderElector, LeaseConfig
     from watchers.owned import OwnedWatcher, drift_reason, owning_cluster
     from watchers.reflector import ObjectEvent
+    from watchers.runner import Watchers, WatcherSettings
 
 NS = "default"
 CRD = "deploy/crds/kafkaclusters.kafka.ballast.dev.yaml"  # relative to the repository root
@@ -285,7 +286,6 @@ def test_json_logs_carry_cluster_workflow_and_trace(spans: tuple[TracerProvider,
     handler.setFormatter(observability.JsonFormatter())
     logger = logging.getLogger("test.json")
     logger.addHandler(handler)
-    logger.propagate = False
     try:
         with provider.get_tracer("t").start_as_current_span("s") as span, \
                 observability.log_context(cluster="default/demo", workflow_id="kafkacluster/default/demo"):
@@ -587,4 +587,44 @@ async def test_exactly_one_leader_and_failover(api_client: client.ApiClient) -> 
         for task in (crashy_task, steady_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ApiException):
+                await task
+
+
+async def test_only_the_leading_replica_signals_and_a_new_leader_resyncs(
+        custom: client.CustomObjectsApi, api_client: client.ApiClient, temporal: WorkflowEnvironment) -> None:
+    tq = f"tq-{uuid.uuid4()}"
+    tc = temporal.client
+
+    def replica(identity: str) -> Watchers:
+        settings = WatcherSettings(namespaces=(NS,), task_queue=tq, lease_namespace=NS, identity=identity,
+                                   debounce_seconds=0.2)
+        lease = LeaseConfig(namespace=NS, identity=identity, lease_duration=2.0, renew_deadline=1.5,
+                            retry_period=0.2, release_on_cancel=False)
+        return Watchers(api_client, tc, settings, lease=lease)
+
+    first, second = replica("first"), replica("second")
+    first_task = asyncio.create_task(first.run())
+    await eventually(lambda: asyncio.sleep(0, first.may_signal()), message="first replica leads")
+    second_task = asyncio.create_task(second.run())
+    try:
+        async with recording_worker(tc, tq):
+            custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, kc("demo"))
+            await nth_spec_signal(tc, "demo", 1)
+            assert first.clusters is not None and second.clusters is None  # the standby does not even watch
+
+            # The leader dies without releasing; the new leader lists everything and signals it again
+            # (a duplicate the workflow ignores), then follows changes.
+            first_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await first_task
+            sigs = await eventually(lambda: asyncio.sleep(0, second.may_signal()), timeout=6,
+                                    message="second replica leads") and await nth_spec_signal(tc, "demo", 2)
+            assert sigs[1].generation == 1
+            custom.patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "demo",
+                                                  {"spec": {"brokers": {"replicas": 5}}})
+            assert (await nth_spec_signal(tc, "demo", 3))[2].generation == 2
+    finally:
+        for task in (first_task, second_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
