@@ -138,7 +138,8 @@ def configure_tracing(*, exporter: SpanExporter | None = None, use_env: bool = T
     ``set_global`` the provider becomes OpenTelemetry's global one; OpenTelemetry allows that once per
     process, so tests build their own provider with ``set_global=False`` and pass it around instead.
     """
-    resource = Resource.create({} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": SERVICE_NAME})
+    named = os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    resource = Resource.create({} if named else {"service.name": SERVICE_NAME})
     provider = TracerProvider(resource=resource)
     exporters = [e for e in (select_span_exporter() if use_env else None, exporter) if e is not None]
     for exp in exporters:
@@ -178,7 +179,9 @@ def attached_trace_context(carrier: Mapping[str, str]) -> Iterator[None]:
     if not carrier or "traceparent" not in carrier:
         yield
         return
-    token = opentelemetry.context.attach(extract_trace_context(carrier))
+    # Extract onto the current context: values other than the span (e.g. the workflow tracing
+    # interceptor that temporalio keeps there) stay visible inside the block.
+    token = opentelemetry.context.attach(_W3C.extract(dict(carrier), context=opentelemetry.context.get_current()))
     try:
         yield
     finally:

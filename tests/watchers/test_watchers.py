@@ -271,6 +271,9 @@ def test_exporter_follows_otel_environment() -> None:
                                                "OTEL_TRACES_EXPORTER": "none"}) is None
     assert type(observability.select_span_exporter({"OTEL_TRACES_EXPORTER": "console"})).__name__ == \
         "ConsoleSpanExporter"
+    provider = observability.configure_tracing(use_env=False, set_global=False)
+    assert provider.resource.attributes["service.name"] == "ballast"
+    provider.shutdown()
 
 
 def test_json_logs_carry_cluster_workflow_and_trace(spans: tuple[TracerProvider, InMemorySpanExporter]) -> None:
