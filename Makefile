@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ballast devcluster --kubeconfig .devcluster/kubeconfig
+	$(BIN)/ballast demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

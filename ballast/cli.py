@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ballast.config import OperatorSettings
+
 
 def _add_devcluster(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("devcluster", help="run devcluster, a local Kubernetes API server with simulated "
@@ -29,15 +31,78 @@ def _add_devcluster(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_kafka_commands(p.add_subparsers(dest="devcluster_command", metavar="{kafka}"))
 
 
+def _add_operator_flags(p: argparse.ArgumentParser) -> None:
+    """Flags override the environment (``OperatorSettings.from_env``), which overrides the defaults."""
+    p.add_argument("--temporal-address", help="Temporal frontend host:port (TEMPORAL_ADDRESS)")
+    p.add_argument("--temporal-namespace", help="Temporal namespace (TEMPORAL_NAMESPACE)")
+    p.add_argument("--task-queue", help="task queue of the cluster workflows (BALLAST_TASK_QUEUE)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (KUBECONFIG); default in-cluster configuration")
+    p.add_argument("--namespaces", help="comma-separated namespaces to watch (BALLAST_NAMESPACES); default all")
+    p.add_argument("--kafka-addressing", choices=["cluster-dns", "devcluster"],
+                   help="how to reach Kafka listeners (BALLAST_KAFKA_ADDRESSING)")
+
+
+def _add_operator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, text in (("operator", "run the watchers and a Temporal worker in one process"),
+                       ("worker", "run only a Temporal worker (cluster workflows and their activities)"),
+                       ("watch", "run only the Kubernetes watchers that signal the cluster workflows")):
+        _add_operator_flags(sub.add_parser(name, help=text))
+    demo = sub.add_parser("demo", help="start a Temporal dev server, devcluster and the operator; apply "
+                                       "examples/kafkacluster.yaml and follow it until Ready")
+    demo.add_argument("--exit", action="store_true", help="exit 0 once Ready (non-zero on failure)")
+    demo.add_argument("--workdir", type=Path, default=Path(".devcluster"),
+                      help="where the kubeconfig and server logs go")
+    demo.add_argument("--manifest", type=Path, default=Path("examples/kafkacluster.yaml"))
+    demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for Ready")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ballast", description="Apache Kafka on Kubernetes, driven by Temporal")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_operator(sub)
     _add_devcluster(sub)
     return parser
 
 
+def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
+    settings = OperatorSettings.from_env()
+    updates: dict[str, object] = {}
+    for flag, field in (("temporal_address", "temporal_address"), ("temporal_namespace", "temporal_namespace"),
+                        ("task_queue", "task_queue"), ("kubeconfig", "kubeconfig"),
+                        ("kafka_addressing", "kafka_addressing")):
+        value = getattr(args, flag, None)
+        if value:
+            updates[field] = value
+    if getattr(args, "namespaces", None):
+        updates["namespaces"] = tuple(n.strip() for n in args.namespaces.split(",") if n.strip())
+    return OperatorSettings.model_validate({**settings.model_dump(), **updates})
+
+
+def _run_operator(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ballast import observability, operator
+
+    obs = observability.setup()
+    settings = settings_from_args(args)
+    parts = {"operator": (True, True), "worker": (True, False), "watch": (False, True)}[args.command]
+    try:
+        asyncio.run(operator.run(settings, worker=parts[0], watch=parts[1], runtime=obs.runtime))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        obs.shutdown()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("operator", "worker", "watch"):
+        return _run_operator(args)
+    if args.command == "demo":
+        from ballast.demo import run_demo
+
+        return run_demo(args)
     if args.command == "devcluster":
         from ballast.devcluster_cmd import run_devcluster, run_kafka_control
 
