@@ -10,7 +10,7 @@ down, so the thread ends at once rather than at the next event.
 Protocol, as client-go's reflector does it:
 
 - list (paginated, ``limit``/``continue``) -> remember the list's resourceVersion -> watch from it with
-  ``allowWatchBookmarks=true`` and a bounded ``timeoutSeconds``; when the server ends the stream (timeout,
+  ``allowWatchBookmarks=true`` and a bounded, jittered ``timeoutSeconds``; when the server ends the stream (timeout,
   restart), watch again from the last resourceVersion seen (an event's or a BOOKMARK's);
 - ``410 Gone``/``Expired`` (the client's ``Watch`` raises ``ApiException(410)``; with ``timeout_seconds``
   it does not retry first) -> relist;
@@ -217,12 +217,14 @@ class Reflector:
             if self._stop.is_set():
                 return
             self._watch = w
+        # Jittered like client-go (timeout..2*timeout) so many watches do not all reconnect at once.
+        timeout = int(self.timeout_seconds * (1 + random.random()))
         try:
             stream = w.stream(self._list_fn, *self._list_args, **self._selector,
                               resource_version=self.resource_version, allow_watch_bookmarks=True,
-                              timeout_seconds=self.timeout_seconds,
+                              timeout_seconds=timeout,
                               # A dead connection must not hang us past the server-side timeout.
-                              _request_timeout=(10, self.timeout_seconds + 30))
+                              _request_timeout=(10, timeout + 30))
             for raw in stream:
                 self._backoff.reset()
                 kind = raw.get("type")

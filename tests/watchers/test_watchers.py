@@ -358,12 +358,19 @@ async def test_relist_after_expired_watch_loses_nothing(dc: DevClusterThread, cu
                                                         temporal: WorkflowEnvironment) -> None:
     tq = f"tq-{uuid.uuid4()}"
     tc = temporal.client
-    watcher = KafkaClusterWatcher(api_client, tc, task_queue=tq)
+    # timeoutSeconds of 1-2 s: the server ends streams often and the watcher must reconnect seamlessly.
+    watcher = KafkaClusterWatcher(api_client, tc, task_queue=tq, timeout_seconds=1)
     for name in ("a", "b"):
         custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, kc(name))
+    closed_before = metric("ballast_watch_restarts_total", resource="kafkaclusters", reason="closed")
     async with recording_worker(tc, tq), running(watcher.run()):
         await nth_spec_signal(tc, "a", 1)
         await nth_spec_signal(tc, "b", 1)
+
+        async def reconnected() -> bool:
+            await asyncio.sleep(0)
+            return metric("ballast_watch_restarts_total", resource="kafkaclusters", reason="closed") > closed_before
+        await eventually(reconnected, message="a watch ended by its timeoutSeconds")
 
         # A dropped stream resumes from the last resourceVersion (no relist).
         expired_before = metric("ballast_watch_restarts_total", resource="kafkaclusters", reason="expired")
