@@ -1,0 +1,131 @@
+"""The whole product: Temporal dev server + devcluster (simulated KRaft pods) + `ballast operator` process.
+
+Everything a user would do goes through real clients: kubectl and the kubernetes client against
+devcluster, the Temporal client against the dev server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Callable
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from ballast.devserver import DevServer
+from ballast.spec import GROUP, PLURAL, VERSION
+from tests.conftest import Kubectl, wait_for
+from tests.e2e.conftest import OperatorProcess
+
+SMALL = {"controllers": {"replicas": 3, "storage": {"size": "1Gi"}},
+         "brokers": {"replicas": 3, "storage": {"size": "2Gi"}, "config": {"min.insync.replicas": "2"}}}
+
+
+def _create(custom: client.CustomObjectsApi, name: str, spec: dict) -> dict:
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "KafkaCluster", "metadata": {"name": name}, "spec": spec}
+    return custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, body)
+
+
+def _get(custom: client.CustomObjectsApi, name: str) -> dict:
+    return custom.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, name)
+
+
+def _wait_ready(kubectl: Kubectl, name: str, operator: OperatorProcess, timeout: int = 120) -> None:
+    proc = kubectl.run("wait", "--for=condition=Ready", f"kc/{name}", f"--timeout={timeout}s", check=False,
+                       timeout=timeout + 30)
+    assert proc.returncode == 0, f"{proc.stderr}\n--- operator logs ---\n{operator.logs()[-6000:]}"
+
+
+def _workflow_status(server: DevServer, workflow_id: str) -> WorkflowExecutionStatus | None:
+    async def describe() -> WorkflowExecutionStatus | None:
+        temporal = await Client.connect(server.address)
+        return (await temporal.get_workflow_handle(workflow_id).describe()).status
+
+    return asyncio.run(describe())
+
+
+def test_create_to_ready_then_spec_change_then_delete(operator: OperatorProcess, kubectl: Kubectl,
+                                                      custom: client.CustomObjectsApi, core: client.CoreV1Api,
+                                                      apps: client.AppsV1Api, temporal_server: DevServer) -> None:
+    _create(custom, "alpha", SMALL)
+    _wait_ready(kubectl, "alpha", operator)
+    kc = _get(custom, "alpha")
+    status = kc["status"]
+    assert status["observedGeneration"] == 1 and status["readyBrokers"] == "3/3" and status["clusterId"]
+    assert {s.metadata.name for s in apps.list_namespaced_stateful_set("default").items} == {
+        "alpha-controller", "alpha-broker"}
+    table = kubectl.run("get", "kc", "alpha").stdout
+    assert "3/3" in table and "Ready" in table
+
+    # A spec change: a new generation, reconciled, observedGeneration follows.
+    custom.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "alpha",
+                                          {"spec": {"brokers": {"config": {"min.insync.replicas": "2",
+                                                                           "log.retention.hours": "24"}}}})
+    wait_for(lambda: _get(custom, "alpha")["status"].get("observedGeneration") == 2, timeout=60,
+             message="generation 2 reconciled")
+    config = core.read_namespaced_config_map("alpha-broker-config", "default")
+    assert "24" in json.dumps(config.data)
+
+    # Delete: owned objects are garbage-collected and the workflow ends.
+    custom.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "alpha")
+
+    def gone() -> bool:
+        try:
+            _get(custom, "alpha")
+        except ApiException as err:
+            return err.status == 404
+        return False
+
+    wait_for(gone, timeout=60, message="KafkaCluster deleted (finalizer removed)")
+    wait_for(lambda: not apps.list_namespaced_stateful_set("default").items, timeout=30,
+             message="StatefulSets garbage-collected")
+    wait_for(lambda: _workflow_status(temporal_server, "kafkacluster/default/alpha")
+             == WorkflowExecutionStatus.COMPLETED, timeout=30, message="cluster workflow completed")
+
+
+def test_operator_killed_mid_provisioning_resumes_without_duplicates(
+        operator: OperatorProcess, kubectl: Kubectl, custom: client.CustomObjectsApi,
+        record_writes: Callable[[], list[tuple[str, str, str]]]) -> None:
+    _create(custom, "beta", SMALL)
+    # Kill the operator once the controllers exist but before the cluster is Ready.
+    wait_for(lambda: any(key == "apps/statefulsets" and t == "ADDED" for t, key, _ in record_writes()),
+             timeout=60, message="controller StatefulSet created")
+    operator.kill()
+    operator.start()
+    _wait_ready(kubectl, "beta", operator)
+    created = Counter((key, name) for t, key, name in record_writes() if t == "ADDED" and key in (
+        "apps/statefulsets", "/services", "/configmaps", "policy/poddisruptionbudgets"))
+    assert len(created) == 9 and all(count == 1 for count in created.values()), created
+    pods = Counter(name for t, key, name in record_writes() if t == "ADDED" and key == "/pods")
+    assert pods == Counter({f"default/beta-controller-{i}": 1 for i in (1000, 1001, 1002)}
+                           | {f"default/beta-broker-{i}": 1 for i in range(3)}), pods
+
+
+def test_invalid_spec_is_reported_and_changes_nothing(operator: OperatorProcess, kubectl: Kubectl,
+                                                      custom: client.CustomObjectsApi, core: client.CoreV1Api,
+                                                      apps: client.AppsV1Api) -> None:
+    # Passes the CRD schema, fails the operator's deeper validation (an operator-owned config key).
+    _create(custom, "gamma", {**SMALL, "brokers": {**SMALL["brokers"], "config": {"node.id": "7"}}})
+
+    def invalid() -> dict | None:
+        for cond in (_get(custom, "gamma").get("status") or {}).get("conditions") or []:
+            if cond["type"] == "Invalid" and cond["status"] == "True":
+                return cond
+        return None
+
+    cond = wait_for(invalid, timeout=60, message="Invalid condition")
+    assert "node.id" in cond["message"]  # type: ignore[index]
+    assert not apps.list_namespaced_stateful_set("default").items
+
+    def warning() -> bool:
+        events = core.list_namespaced_event("default", field_selector="involvedObject.name=gamma").items
+        return any(e.type == "Warning" and "node.id" in e.message for e in events)
+
+    wait_for(warning, timeout=30, message="a Warning Event naming the field")
+    # Fixing the spec (a new generation) provisions the cluster.
+    custom.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "gamma",
+                                          {"spec": {"brokers": {"config": {"node.id": None}}}})
+    _wait_ready(kubectl, "gamma", operator)
