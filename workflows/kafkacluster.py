@@ -1,0 +1,763 @@
+"""``KafkaClusterWorkflow``: the durable reconcile loop of one KafkaCluster (id ``kafkacluster/<ns>/<name>``).
+
+The runbook it follows, pass after pass:
+
+1. **Wait for work**: a ``spec_changed`` signal for a generation not processed yet, ``observed_changed``
+   signals (debounced: one pod restart touches several objects, one pass covers the burst), a retry after a
+   failed pass, or a ``resume``. While paused, signals queue up but nothing runs -- not even deletion.
+2. **Observe** the cluster (activity ``observe_cluster``).
+3. **Gone** -> end. **Being deleted** -> clean up per ``deleteClaim``, remove the finalizer, end.
+4. **Validate** the spec. Invalid -> ``Invalid`` condition naming the field and a Warning Event; nothing in
+   the cluster changes; wait for the next generation.
+5. **Plan** (pure, :mod:`ballast.planner`) and **act** step by step, with ``status.currentOperation`` showing
+   ``step i/n``. A newer generation or a deletion interrupts the running step: activities are idempotent and
+   the next pass re-plans from a fresh observation.
+6. **Report**: phase and conditions (Ready / Reconciling / Degraded / Invalid), ``observedGeneration``,
+   replica counts, ``lastOperation``, Events.
+7. **Continue-as-new** when Temporal suggests it, carrying queued signals and state in the input.
+
+Nothing here does I/O: every side effect is an activity called by its contract name
+(:mod:`activities.contracts`), so tests can run this workflow against fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
+    from activities import contracts as act
+    from ballast import planner
+    from ballast.manifests.names import Role, node_ids
+    from ballast.messages import (
+        QUERY_PLAN,
+        QUERY_STATUS,
+        SA_CLUSTER_NAME,
+        SA_CLUSTER_NAMESPACE,
+        SA_CLUSTER_PHASE,
+        SIGNAL_OBSERVED_CHANGED,
+        SIGNAL_SPEC_CHANGED,
+        UPDATE_PAUSE,
+        UPDATE_RESUME,
+        KafkaClusterWorkflowInput,
+        ObservedChanged,
+        PauseRequest,
+        ResumeRequest,
+        SpecChanged,
+        WorkflowStatusView,
+    )
+    from ballast.observed import ObservedCluster, PodState
+    from ballast.spec import KafkaClusterSpec
+    from ballast.status import ConditionType, Phase
+    from ballast.validation import FieldError, parse_spec
+
+WORKFLOW_NAME = "KafkaClusterWorkflow"
+
+# One pod restart touches the pod, its StatefulSet and Endpoints within a second or two: let the burst settle
+# so one pass covers it. A spec change ends the wait early.
+DEBOUNCE = timedelta(seconds=2)
+# Observed changes are triggers, not data (the pass observes afresh); keep a few for the plan query and logs.
+MAX_PENDING_OBSERVED = 20
+# A failed pass is retried after 30 s, doubling up to 10 minutes while it keeps failing.
+RETRY_FIRST = timedelta(seconds=30)
+RETRY_MAX = timedelta(minutes=10)
+
+SA_NAME = SearchAttributeKey.for_keyword(SA_CLUSTER_NAME)
+SA_NAMESPACE = SearchAttributeKey.for_keyword(SA_CLUSTER_NAMESPACE)
+SA_PHASE = SearchAttributeKey.for_keyword(SA_CLUSTER_PHASE)
+
+
+# --- activity options ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Options:
+    start_to_close: timedelta
+    retry: RetryPolicy
+    heartbeat: timedelta | None = None
+
+
+# Errors retrying cannot fix (the activities raise them non-retryable too; listing them is belt and braces).
+_NON_RETRYABLE = ["InvalidManifest", "OwnershipConflict", "ValidationError"]
+
+# Reads and writes to the API server: transient errors (429, 5xx, 409 storms) retry with back-off for about
+# two and a half minutes, then the pass fails and is retried later with the cluster reported Degraded.
+_KUBE = _Options(
+    start_to_close=timedelta(minutes=2),
+    heartbeat=timedelta(seconds=30),
+    retry=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                      maximum_interval=timedelta(seconds=30), maximum_attempts=10,
+                      non_retryable_error_types=_NON_RETRYABLE),
+)
+# Waiting for Kafka: each attempt polls (heartbeating) for up to 10 minutes; a dead worker is noticed within
+# the heartbeat timeout. Three attempts, then the pass fails and the cluster is reported Degraded.
+_WAIT = _Options(
+    start_to_close=timedelta(minutes=10),
+    heartbeat=timedelta(seconds=30),
+    retry=RetryPolicy(initial_interval=timedelta(seconds=10), backoff_coefficient=2.0,
+                      maximum_interval=timedelta(minutes=1), maximum_attempts=3,
+                      non_retryable_error_types=_NON_RETRYABLE),
+)
+# Events are for people; never hold up a reconcile for one.
+_EVENT = _Options(
+    start_to_close=timedelta(seconds=30),
+    retry=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5),
+                      maximum_attempts=3),
+)
+
+
+def kraft_cluster_id(raw: bytes) -> str:
+    """A KRaft cluster id as ``kafka-storage.sh random-uuid`` prints it: 16 bytes, unpadded base64url."""
+    return base64.urlsafe_b64encode(raw[:16]).decode().rstrip("=")
+
+
+def _timestamp() -> str:
+    return workflow.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ready_pods(pods: list[PodState], expected_ids: list[int]) -> int:
+    wanted = set(expected_ids)
+    return sum(1 for p in pods if p.node_id in wanted and p.ready and not p.deleting)
+
+
+def _failure_message(err: ActivityError) -> str:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return str(cause or err)
+
+
+def _rejected(err: ActivityError) -> bool:
+    """The API server or an activity refused the input: retrying the same thing cannot succeed."""
+    return isinstance(err.cause, ApplicationError) and err.cause.non_retryable
+
+
+def _merged(written: dict[str, Any], update: act.StatusUpdate) -> dict[str, Any]:
+    """``written`` with ``update`` applied the way UPDATE_STATUS applies it: None keeps, conditions by type."""
+    fields = update.model_dump(exclude_none=True, exclude={"ref", "conditions"})
+    conditions = {**written.get("conditions", {}), **{c.type: c.model_dump() for c in update.conditions}}
+    return {**written, **fields, "conditions": conditions}
+
+
+@dataclass
+class _Condition:
+    type: ConditionType
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+
+    def update(self) -> act.ConditionUpdate:
+        return act.ConditionUpdate(type=self.type.value, status=self.status, reason=self.reason,
+                                   message=self.message)
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class KafkaClusterWorkflow:
+    """One per KafkaCluster, long-lived; see the module docstring for the runbook."""
+
+    @workflow.init
+    def __init__(self, input: KafkaClusterWorkflowInput) -> None:
+        # @workflow.init: the signal that came with signal-with-start is handled against this state.
+        self._ref = input.ref
+        self._pending_spec: SpecChanged | None = input.pending_spec
+        self._pending_observed: list[ObservedChanged] = list(input.pending_observed)
+        self._processed_generation = input.processed_generation
+        self._paused = input.paused
+        self._pause_reason = input.pause_reason
+        self._uid = input.uid
+        self._phase = Phase(input.phase) if input.phase else Phase.PENDING
+        self._failures = input.consecutive_failures
+        self._max_passes = input.max_passes_before_continue_as_new
+        # A fresh start reconciles once even without a signal (started by hand, or a lost signal); a
+        # continued run has its due work in the carried input.
+        self._pass_due = workflow.info().continued_run_id is None
+        self._passes = 0
+        self._finished = False
+        self._last_observed: ObservedCluster | None = None
+        self._plan = planner.Plan()
+        self._plan_done = 0
+        self._step = ""
+        self._message = ""
+        self._invalid: tuple[int, str] | None = None
+        self._operation: dict[str, Any] | None = None
+        self._cluster_id: str | None = None
+        self._generated_cluster_id: str | None = None
+        self._counts: dict[str, int] = {}
+        # The status as this run last wrote it (see _write_status); empty after a start or continue-as-new.
+        self._status_written: dict[str, Any] = {}
+
+    # --- run -------------------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: KafkaClusterWorkflowInput) -> str:
+        self._upsert_search_attributes()
+        self._show()
+        while True:
+            await self._wait_for_work()
+            if self._continue_as_new_due():
+                # Checked before acting: a steady stream of signals must not grow the history forever.
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._carry_over())
+            result = await self._reconcile_pass()
+            if result is not None:
+                self._finished = True
+                self._show()
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return result
+
+    async def _wait_for_work(self) -> None:
+        """Return when a pass should run, or continue-as-new is due."""
+        while True:
+            try:
+                await workflow.wait_condition(
+                    lambda: self._work_ready() or self._continue_as_new_due(),
+                    timeout=self._retry_delay(), timeout_summary="retry the failed pass")
+            except TimeoutError:
+                self._pass_due = True
+                continue
+            if self._continue_as_new_due():
+                return
+            if self._pending_spec is None and not self._pass_due:
+                await self._debounce()
+                if not self._work_ready():  # paused meanwhile
+                    continue
+            return
+
+    async def _debounce(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(lambda: self._pending_spec is not None or self._paused,
+                                          timeout=DEBOUNCE, timeout_summary="debounce observed changes")
+
+    def _work_ready(self) -> bool:
+        return not self._paused and (self._pending_spec is not None or bool(self._pending_observed)
+                                     or self._pass_due)
+
+    def _retry_delay(self) -> timedelta | None:
+        """Back-off before retrying a failed pass; None (no timer) when nothing failed or a pass is due."""
+        if self._failures == 0 or self._pass_due or self._paused:
+            return None
+        delay: timedelta = RETRY_FIRST * (2 ** min(self._failures - 1, 10))
+        return min(delay, RETRY_MAX)
+
+    def _continue_as_new_due(self) -> bool:
+        if self._max_passes is not None and self._passes >= self._max_passes:
+            return True
+        return workflow.info().is_continue_as_new_suggested()
+
+    def _carry_over(self) -> KafkaClusterWorkflowInput:
+        observed = list(self._pending_observed)
+        if self._pass_due and not observed and self._pending_spec is None:
+            # A due pass (a resume, an elapsed retry) has no field of its own: carry it as a trigger.
+            observed.append(ObservedChanged(kind="Workflow", name=workflow.info().workflow_id,
+                                            reason="a pass was due at continue-as-new"))
+        return KafkaClusterWorkflowInput(
+            namespace=self._ref.namespace, name=self._ref.name, pending_spec=self._pending_spec,
+            pending_observed=observed, processed_generation=self._processed_generation, paused=self._paused,
+            pause_reason=self._pause_reason, uid=self._uid, phase=self._phase.value,
+            consecutive_failures=self._failures, max_passes_before_continue_as_new=self._max_passes)
+
+    # --- one pass --------------------------------------------------------------------------------------
+
+    async def _reconcile_pass(self) -> str | None:
+        """Observe, then delete / report invalid / plan and act. Returns a result when the workflow ends."""
+        self._passes += 1
+        self._pending_spec = None  # anything arriving from now on is newer than this pass' observation
+        self._pending_observed = []
+        self._pass_due = False
+        self._show()
+        try:
+            observed = await self._observe()
+            if not observed.found:
+                return self._gone()
+            if observed.deleting:
+                return await self._delete(observed)
+            await self._reconcile(observed)
+            return None
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise
+            return await self._after_failure(err)
+
+    async def _observe(self) -> ObservedCluster:
+        observed: ObservedCluster = await self._call(
+            act.OBSERVE_CLUSTER, self._ref, _KUBE, "observe the cluster", ObservedCluster)
+        if self._uid and observed.found and observed.uid != self._uid:
+            # Deleted and created again under the same name: its generations start over at 1.
+            workflow.logger.info("KafkaCluster %s re-created (uid %s -> %s)", self._ref.name, self._uid,
+                                 observed.uid)
+            self._processed_generation = 0
+            self._invalid = None
+            self._generated_cluster_id = None
+            self._status_written = {}
+        if observed.found:
+            self._uid = observed.uid
+        self._last_observed = observed
+        self._cluster_id = observed.cluster_id
+        return observed
+
+    async def _reconcile(self, observed: ObservedCluster) -> None:
+        spec, errors = parse_spec(observed.spec)
+        if spec is None or errors:
+            await self._report_invalid(observed, errors)
+            return
+        self._invalid = None
+        plan = planner.plan_reconcile(observed, spec)
+        self._start_plan(plan)
+        if plan and not await self._act_interruptibly(plan, observed, spec):
+            return
+        if self._plan_done < len(plan):  # paused between steps
+            return
+        self._processed_generation = max(self._processed_generation, observed.generation)
+        self._failures = 0
+        await self._report_ready(observed, spec, plan)
+
+    async def _act_interruptibly(self, plan: planner.Plan, observed: ObservedCluster,
+                                 spec: KafkaClusterSpec) -> bool:
+        """Run the plan; a newer generation or a deletion cancels it. False when interrupted."""
+        acting = asyncio.create_task(self._act(plan, observed, spec))
+        await workflow.wait_condition(lambda: acting.done() or self._interrupting(observed.generation))
+        if acting.done():
+            acting.result()  # re-raise an activity failure
+            return True
+        acting.cancel()
+        try:
+            await acting
+        except (asyncio.CancelledError, ActivityError) as err:
+            if not is_cancelled_exception(err):
+                raise
+        why = self._interrupt_reason()
+        workflow.logger.info("%s interrupted at %s: %s", plan.operation, self._step, why)
+        await self._finish_operation("Cancelled", why)
+        return False
+
+    def _interrupting(self, generation: int) -> bool:
+        pending = self._pending_spec
+        return pending is not None and (pending.deleting or pending.generation > generation)
+
+    def _interrupt_reason(self) -> str:
+        pending = self._pending_spec
+        if pending is not None and pending.deleting:
+            return "the KafkaCluster is being deleted"
+        return f"superseded by generation {pending.generation if pending else '?'}"
+
+    async def _act(self, plan: planner.Plan, observed: ObservedCluster, spec: KafkaClusterSpec) -> None:
+        """Each step in order; stops (leaving the rest for after ``resume``) when paused between steps."""
+        await self._begin_operation(plan, spec)
+        for index, step in enumerate(plan.steps, start=1):
+            if self._paused:
+                self._step = f"paused before {index}/{len(plan)}"
+                self._show()
+                return
+            self._step = f"{index}/{len(plan)} {step.describe()}"
+            self._show()
+            if not isinstance(step, planner.MarkReady):
+                await self._report_progress(plan, spec)
+            await self._do(step, observed, spec)
+            self._plan_done = index
+
+    async def _do(self, step: planner.Step, observed: ObservedCluster, spec: KafkaClusterSpec) -> None:
+        match step:
+            case planner.EnsureFinalizer():
+                await self._call(act.ENSURE_FINALIZER, self._ref, _KUBE, "add the cleanup finalizer")
+            case planner.EnsureClusterId(adopt=adopt):
+                await self._ensure_cluster_id(adopt)
+            case planner.Apply(components=components):
+                await self._apply(list(components), observed)
+            case planner.WaitControllersReady(expected=expected):
+                result = await self._wait(act.WAIT_CONTROLLERS_READY, expected, observed,
+                                          f"wait for {expected} controllers and a quorum leader")
+                self._counts["controllers"] = result.ready
+                await self._event("Normal", "ControllersReady", f"KRaft quorum ready: {result.detail}")
+            case planner.WaitBrokersRegistered(expected=expected):
+                result = await self._wait(act.WAIT_BROKERS_REGISTERED, expected, observed,
+                                          f"wait for {expected} brokers to register")
+                self._counts["brokers"] = result.ready
+                await self._event("Normal", "BrokersRegistered", f"brokers registered: {result.detail}")
+            case planner.MarkReady():
+                pass  # _reconcile reports Ready once every step is done
+            case planner.Cleanup() | planner.RemoveFinalizer():
+                raise AssertionError(f"{type(step).__name__} belongs to a deletion plan")
+
+    async def _ensure_cluster_id(self, adopt: str | None) -> None:
+        """Fix the KRaft cluster id in status before any manifest uses it: ``workflow.uuid4`` is replay-safe,
+        and the id generated once is reused by every retry of this workflow run."""
+        if adopt is None and self._generated_cluster_id is None:
+            self._generated_cluster_id = kraft_cluster_id(workflow.uuid4().bytes)
+        cluster_id = adopt or self._generated_cluster_id
+        assert cluster_id is not None
+        await self._write_status(act.StatusUpdate(ref=self._ref, cluster_id=cluster_id),
+                                 summary=f"persist cluster id {cluster_id}")
+        self._cluster_id = cluster_id
+
+    async def _apply(self, components: list[act.Component], observed: ObservedCluster) -> None:
+        if self._cluster_id is None:
+            raise AssertionError("the plan applies manifests before the cluster id is fixed")
+        await self._call(act.APPLY_MANIFESTS, act.ApplyManifestsInput(
+            ref=self._ref, uid=observed.uid, spec=observed.spec, cluster_id=self._cluster_id,
+            components=components), _KUBE, f"apply {' and '.join(components)} manifests",
+            act.ApplyManifestsResult)
+
+    async def _wait(self, activity: str, expected: int, observed: ObservedCluster, summary: str) -> act.WaitResult:
+        result: act.WaitResult = await self._call(
+            activity, act.WaitInput(ref=self._ref, spec=observed.spec, expected=expected), _WAIT, summary,
+            act.WaitResult)
+        return result
+
+    # --- deletion --------------------------------------------------------------------------------------
+
+    async def _delete(self, observed: ObservedCluster) -> str:
+        """Cleanup per deleteClaim, then release the finalizer; the API server then deletes the object."""
+        plan = planner.plan_deletion(observed)
+        self._start_plan(plan)
+        self._set_phase(Phase.DELETING)
+        self._operation = {"type": plan.operation, "workflowId": workflow.info().workflow_id,
+                           "startedAt": _timestamp()}
+        # Tell kubectl users what holds the deletion; best effort, the object may vanish any moment.
+        try:
+            await self._write_status(act.StatusUpdate(ref=self._ref, phase=Phase.DELETING.value,
+                                                      current_operation=self._operation),
+                                     summary="report Deleting")
+        except ActivityError as err:
+            workflow.logger.warning("could not report Deleting: %s", _failure_message(err))
+        await self._event("Normal", "Deleting", "; ".join(planner.describe_plan(plan)) or "nothing to clean up")
+        for index, step in enumerate(plan.steps, start=1):
+            self._step = f"{index}/{len(plan)} {step.describe()}"
+            self._show()
+            match step:
+                case planner.Cleanup(delete_broker_claims=brokers, delete_controller_claims=controllers):
+                    # CleanupInput has one switch for every claim: delete only when both roles ask for it,
+                    # because deleting a claim that should have been kept loses data for good.
+                    await self._call(act.CLEANUP_CLUSTER, act.CleanupInput(
+                        ref=self._ref, delete_claims=brokers and controllers), _KUBE, step.describe())
+                case planner.RemoveFinalizer():
+                    await self._call(act.REMOVE_FINALIZER, self._ref, _KUBE, "remove the cleanup finalizer")
+            self._plan_done = index
+        return f"deleted: {observed.namespace}/{observed.name} (generation {observed.generation})"
+
+    def _gone(self) -> str:
+        self._set_phase(Phase.DELETING)
+        self._step = ""
+        self._message = "the KafkaCluster no longer exists"
+        return f"gone: {self._ref.namespace}/{self._ref.name} no longer exists"
+
+    # --- failures --------------------------------------------------------------------------------------
+
+    async def _after_failure(self, err: ActivityError) -> str | None:
+        """A step failed after its retries. Often the cluster was deleted under us: look before reporting."""
+        self._failures += 1
+        message = _failure_message(err)
+        workflow.logger.warning("pass failed at %s: %s", self._step or "observe", message)
+        try:
+            observed = await self._observe()
+        except ActivityError:
+            observed = None
+        if observed is not None and not observed.found:
+            return self._gone()
+        generation = observed.generation if observed else None
+        if generation is not None:
+            self._processed_generation = max(self._processed_generation, generation)
+        where = f"{self._step}: " if self._step else ""
+        if _rejected(err):
+            phase, conditions = Phase.INVALID, [
+                _Condition(ConditionType.INVALID, "True", "Rejected", f"{where}{message}"),
+                _Condition(ConditionType.READY, "False", "Rejected", f"{where}{message}")]
+        else:
+            phase, conditions = Phase.DEGRADED, [
+                _Condition(ConditionType.DEGRADED, "True", "StepFailed", f"{where}{message}"),
+                _Condition(ConditionType.READY, "False", "StepFailed", f"{where}{message}")]
+        retry = self._retry_delay()
+        conditions.append(_Condition(ConditionType.RECONCILING, "True", "RetryScheduled",
+                                     f"retry in {int(retry.total_seconds()) if retry else 0}s"))
+        self._set_phase(phase)
+        self._message = f"{where}{message}"
+        self._step = ""
+        try:
+            await self._write_status(act.StatusUpdate(
+                ref=self._ref, observed_generation=generation, phase=phase.value,
+                conditions=[c.update() for c in conditions],
+                current_operation={} if self._operation else None,
+                last_operation=self._last_operation("Failed", f"{where}{message}") if self._operation else None),
+                summary=f"report {phase.value}")
+            self._operation = None
+        except ActivityError as status_err:
+            workflow.logger.warning("could not report the failure: %s", _failure_message(status_err))
+        await self._event("Warning", "ReconcileFailed", f"{where}{message}")
+        return None
+
+    # --- status ----------------------------------------------------------------------------------------
+
+    def _start_plan(self, plan: planner.Plan) -> None:
+        self._plan = plan
+        self._plan_done = 0
+        self._counts = {}
+        self._step = ""
+
+    async def _begin_operation(self, plan: planner.Plan, spec: KafkaClusterSpec) -> None:
+        provisioning = plan.operation == planner.OPERATION_PROVISIONING
+        self._set_phase(Phase.PROVISIONING if provisioning else Phase.RECONCILING)
+        if self._operation is not None and self._operation.get("type") == plan.operation:
+            return  # the same operation going on after a pause or a failed attempt: same start, no new Event
+        self._operation = {"type": plan.operation, "workflowId": workflow.info().workflow_id,
+                           "startedAt": _timestamp()}
+        if provisioning:
+            await self._event("Normal", "ProvisioningStarted",
+                              f"provisioning Kafka {spec.version}: {spec.controllers.replicas} controllers, "
+                              f"{spec.brokers.replicas} brokers")
+        else:
+            first = plan.steps[0]
+            await self._event("Normal", "ReconcileStarted", f"{len(plan)} steps, first: {planner.describe_step(first)}")
+
+    async def _report_progress(self, plan: planner.Plan, spec: KafkaClusterSpec) -> None:
+        """``currentOperation`` shows the step about to run, so ``kubectl get kc`` tells what is going on."""
+        assert self._operation is not None
+        controllers = self._counts.get("controllers", 0)
+        brokers = self._counts.get("brokers", 0)
+        self._operation = {**self._operation, "step": self._step,
+                           "progress": f"controllers {controllers}/{spec.controllers.replicas}, "
+                                       f"brokers {brokers}/{spec.brokers.replicas}"}
+        conditions = [_Condition(ConditionType.RECONCILING, "True", plan.operation, self._step)]
+        if plan.operation == planner.OPERATION_PROVISIONING:
+            conditions.append(_Condition(ConditionType.READY, "False", "Provisioning", self._step))
+        await self._write_status(act.StatusUpdate(
+            ref=self._ref, phase=self._phase.value, conditions=[c.update() for c in conditions],
+            brokers_desired=spec.brokers.replicas, controllers_desired=spec.controllers.replicas,
+            current_operation=self._operation), summary=f"report step {self._step}")
+
+    async def _report_ready(self, observed: ObservedCluster, spec: KafkaClusterSpec, plan: planner.Plan) -> None:
+        controllers = self._counts.get("controllers", _ready_pods(
+            observed.controller_pods, node_ids(Role.CONTROLLER, spec.controllers.replicas)))
+        brokers = self._counts.get("brokers", _ready_pods(
+            observed.broker_pods, node_ids(Role.BROKER, spec.brokers.replicas)))
+        summary = (f"{controllers}/{spec.controllers.replicas} controllers, "
+                   f"{brokers}/{spec.brokers.replicas} brokers ready")
+        finished = self._operation is not None
+        update = act.StatusUpdate(
+            ref=self._ref, observed_generation=observed.generation, phase=Phase.READY.value,
+            conditions=[c.update() for c in (
+                _Condition(ConditionType.READY, "True", "ClusterReady", summary),
+                _Condition(ConditionType.RECONCILING, "False", "ReconcileComplete",
+                           f"generation {observed.generation} reconciled"),
+                _Condition(ConditionType.DEGRADED, "False", "Healthy"),
+                _Condition(ConditionType.INVALID, "False", "SpecValid"))],
+            brokers_desired=spec.brokers.replicas, brokers_ready=brokers,
+            controllers_desired=spec.controllers.replicas, controllers_ready=controllers,
+            current_operation={} if finished else None,
+            last_operation=self._last_operation("Succeeded", summary) if finished else None)
+        was = self._phase
+        self._set_phase(Phase.READY)
+        self._step = ""
+        self._message = summary
+        await self._write_status(update, summary="report Ready")
+        self._operation = None
+        if was is not Phase.READY:
+            reason = "ClusterReady" if plan.operation != planner.OPERATION_RECONCILE else "Reconciled"
+            await self._event("Normal", reason, f"generation {observed.generation}: {summary}")
+
+    async def _report_invalid(self, observed: ObservedCluster, errors: list[FieldError]) -> None:
+        """An invalid spec changes nothing in the cluster: say which field is wrong and wait for a new one."""
+        message = "; ".join(str(e) for e in errors) or "the spec does not parse"
+        self._processed_generation = max(self._processed_generation, observed.generation)
+        self._failures = 0
+        self._start_plan(planner.Plan())
+        self._set_phase(Phase.INVALID)
+        self._message = message
+        ready = "the running cluster is left as it is" if observed.cluster_id else "nothing was provisioned"
+        await self._write_status(act.StatusUpdate(
+            ref=self._ref, observed_generation=observed.generation, phase=Phase.INVALID.value,
+            conditions=[c.update() for c in (
+                _Condition(ConditionType.INVALID, "True", "InvalidSpec", message),
+                _Condition(ConditionType.READY, "False", "InvalidSpec",
+                           f"generation {observed.generation} is invalid; {ready}"),
+                _Condition(ConditionType.RECONCILING, "False", "InvalidSpec", "waiting for a corrected spec"))],
+            current_operation={} if self._operation else None,
+            last_operation=self._last_operation("Failed", message) if self._operation else None),
+            summary="report the invalid spec")
+        self._operation = None
+        if self._invalid != (observed.generation, message):
+            await self._event("Warning", "InvalidSpec", message)
+        self._invalid = (observed.generation, message)
+
+    async def _finish_operation(self, result: str, message: str) -> None:
+        """Record an interrupted operation as ``lastOperation`` (best effort: the cluster may be going away)."""
+        if self._operation is None:
+            return
+        try:
+            await self._write_status(act.StatusUpdate(
+                ref=self._ref, current_operation={}, last_operation=self._last_operation(result, message)),
+                summary=f"record operation {result}")
+        except ActivityError as err:
+            workflow.logger.warning("could not record the interrupted operation: %s", _failure_message(err))
+        self._operation = None
+
+    def _last_operation(self, result: str, message: str) -> dict[str, Any]:
+        operation = self._operation or {}
+        return {"type": operation.get("type", ""), "workflowId": workflow.info().workflow_id,
+                "result": result, "message": message[:1024], "finishedAt": _timestamp()}
+
+    async def _write_status(self, update: act.StatusUpdate, *, summary: str) -> None:
+        """Write status unless it would change nothing this run already wrote (so passes that find nothing
+        to do stay quiet). Fields left None keep their value, as in the activity."""
+        believed = _merged(self._status_written, update)
+        if believed == self._status_written:
+            return
+        await self._call(act.UPDATE_STATUS, update, _KUBE, summary)
+        self._status_written = believed
+
+    async def _event(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+        """Record an Event on the KafkaCluster; best effort, a failed Event never fails a pass."""
+        try:
+            await self._call(act.RECORD_EVENT, act.EventInput(ref=self._ref, type=type_, reason=reason,
+                                                              message=message[:1024]),
+                             _EVENT, f"event {reason}")
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise
+            workflow.logger.warning("event %s not recorded: %s", reason, _failure_message(err))
+
+    # --- plumbing --------------------------------------------------------------------------------------
+
+    async def _call(self, activity: str, arg: BaseModel, options: _Options, summary: str,
+                    result_type: type | None = None) -> Any:
+        return await workflow.execute_activity(
+            activity, arg, result_type=result_type, start_to_close_timeout=options.start_to_close,
+            heartbeat_timeout=options.heartbeat, retry_policy=options.retry,
+            summary=f"{self._ref.namespace}/{self._ref.name}: {summary}")
+
+    def _set_phase(self, phase: Phase) -> None:
+        if phase is self._phase:
+            return
+        self._phase = phase
+        workflow.upsert_search_attributes([SA_PHASE.value_set(phase.value)])
+        self._show()
+
+    def _upsert_search_attributes(self) -> None:
+        current = workflow.info().typed_search_attributes
+        wanted = ((SA_NAME, self._ref.name), (SA_NAMESPACE, self._ref.namespace), (SA_PHASE, self._phase.value))
+        updates = [key.value_set(value) for key, value in wanted if current.get(key) != value]
+        if updates:
+            workflow.upsert_search_attributes(updates)
+
+    def _show(self) -> None:
+        """The Temporal UI's "current details": what this workflow is doing, in markdown."""
+        lines = [f"**KafkaCluster {self._ref.namespace}/{self._ref.name}** -- phase **{self._phase.value}**", ""]
+        if self._paused:
+            lines.append(f"- **paused**{': ' + self._pause_reason if self._pause_reason else ''}")
+        if self._step:
+            lines.append(f"- step: {self._step}")
+        if self._message:
+            lines.append(f"- {self._message}")
+        lines.append(f"- generation processed: {self._processed_generation}")
+        if self._pending_spec is not None:
+            lines.append(f"- queued: generation {self._pending_spec.generation}"
+                         f"{' (deletion)' if self._pending_spec.deleting else ''}")
+        if self._pending_observed:
+            lines.append(f"- queued: {len(self._pending_observed)} observed change(s)")
+        if self._failures:
+            lines.append(f"- failed passes in a row: {self._failures}")
+        workflow.set_current_details("\n".join(lines))
+
+    def _view(self) -> WorkflowStatusView:
+        return WorkflowStatusView(
+            namespace=self._ref.namespace, name=self._ref.name, phase=self._phase.value, paused=self._paused,
+            processed_generation=self._processed_generation,
+            pending_generation=self._pending_spec.generation if self._pending_spec else None,
+            step=self._step, message=self._message)
+
+    # --- signals ---------------------------------------------------------------------------------------
+
+    @workflow.signal(name=SIGNAL_SPEC_CHANGED)
+    def spec_changed(self, change: SpecChanged) -> None:
+        """Queue a desired generation; only the newest one matters, stale and duplicate ones are dropped."""
+        if change.uid and self._uid and change.uid != self._uid:
+            # A re-created KafkaCluster: its generations restart, so nothing processed before counts.
+            self._uid = change.uid
+            self._processed_generation = 0
+            self._pending_spec = None
+        newer = change.generation > self._processed_generation
+        if not newer and not change.deleting:
+            return
+        pending = self._pending_spec
+        if pending is None:
+            self._pending_spec = change
+        else:
+            newest = change if change.generation >= pending.generation else pending
+            # A deletion is never taken back, whatever order the signals arrive in.
+            self._pending_spec = newest.model_copy(update={"deleting": pending.deleting or change.deleting})
+        self._show()
+
+    @workflow.signal(name=SIGNAL_OBSERVED_CHANGED)
+    def observed_changed(self, change: ObservedChanged) -> None:
+        """Queue a drift notice; the pass observes afresh, so duplicates are simply dropped."""
+        key = (change.kind, change.name, change.reason, change.resource_version)
+        if any((o.kind, o.name, o.reason, o.resource_version) == key for o in self._pending_observed):
+            return
+        self._pending_observed = [*self._pending_observed, change][-MAX_PENDING_OBSERVED:]
+        self._show()
+
+    # --- queries ---------------------------------------------------------------------------------------
+
+    @workflow.query(name=QUERY_STATUS)
+    def status(self) -> WorkflowStatusView:
+        return self._view()
+
+    @workflow.query(name=QUERY_PLAN)
+    def plan(self) -> list[str]:
+        """What the workflow would do next (a dry run): the steps left of the plan made from the last
+        observation, after notes on anything that comes first. Empty: nothing to do."""
+        lines: list[str] = []
+        if self._paused:
+            lines.append(f"paused{' (' + self._pause_reason + ')' if self._pause_reason else ''}: "
+                         "nothing runs until resume")
+        if self._pending_spec is not None:
+            lines.append(f"queued: generation {self._pending_spec.generation}"
+                         f"{' (deletion)' if self._pending_spec.deleting else ''}: observe and re-plan first")
+        elif self._pending_observed or self._pass_due:
+            lines.append("queued: observe and re-plan first")
+        if self._invalid is not None:
+            lines.append(f"waiting for a valid spec: generation {self._invalid[0]}: {self._invalid[1]}")
+        lines += planner.describe_plan(self._plan)[self._plan_done:]
+        return lines
+
+    # --- updates ---------------------------------------------------------------------------------------
+
+    @workflow.update(name=UPDATE_PAUSE)
+    async def pause(self, request: PauseRequest) -> WorkflowStatusView:
+        """Stop acting after the running step; signals keep queuing. Deletion waits for ``resume`` too."""
+        self._paused = True
+        self._pause_reason = request.reason
+        self._show()
+        await self._event("Normal", "ReconcilePaused", request.reason or "paused by an operator")
+        return self._view()
+
+    @pause.validator
+    def _validate_pause(self, request: PauseRequest) -> None:
+        if self._finished:
+            raise ValueError(f"{self._ref.namespace}/{self._ref.name} is gone; there is nothing to pause")
+        if self._paused:
+            reason = f" ({self._pause_reason})" if self._pause_reason else ""
+            raise ValueError(f"{self._ref.namespace}/{self._ref.name} is already paused{reason}; "
+                             "resume it first")
+
+    @workflow.update(name=UPDATE_RESUME)
+    async def resume(self, request: ResumeRequest) -> WorkflowStatusView:
+        """Act again: a pass runs right away, observing afresh and re-planning what was left."""
+        self._paused = False
+        self._pause_reason = ""
+        self._pass_due = True
+        self._show()
+        await self._event("Normal", "ReconcileResumed", "resumed by an operator")
+        return self._view()
+
+    @resume.validator
+    def _validate_resume(self, request: ResumeRequest) -> None:
+        if not self._paused:
+            raise ValueError(f"{self._ref.namespace}/{self._ref.name} is not paused")
