@@ -91,18 +91,19 @@ _NON_RETRYABLE = ["InvalidManifest", "OwnershipConflict", "ValidationError"]
 
 # Reads and writes to the API server: transient errors (429, 5xx, 409 storms) retry with back-off for about
 # two and a half minutes, then the pass fails and is retried later with the cluster reported Degraded.
-_KUBE = _Options(
-    start_to_close=timedelta(minutes=2),
-    heartbeat=timedelta(seconds=30),
-    retry=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                      maximum_interval=timedelta(seconds=30), maximum_attempts=10,
-                      non_retryable_error_types=_NON_RETRYABLE),
-)
-# Waiting for Kafka: each attempt polls (heartbeating) for up to 10 minutes; a dead worker is noticed within
-# the heartbeat timeout. Three attempts, then the pass fails and the cluster is reported Degraded.
+_KUBE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(seconds=30), maximum_attempts=10,
+                          non_retryable_error_types=_NON_RETRYABLE)
+# Short calls (observe, finalizer, status, cleanup) do not heartbeat: a lost worker shows as a start-to-close
+# timeout, short enough to retry on another worker soon.
+_KUBE = _Options(start_to_close=timedelta(seconds=30), retry=_KUBE_RETRY)
+# Applying heartbeats once per object, so a lost worker is noticed within the heartbeat timeout.
+_APPLY = _Options(start_to_close=timedelta(minutes=2), heartbeat=timedelta(seconds=15), retry=_KUBE_RETRY)
+# Waiting for Kafka: each attempt polls (heartbeating every poll) for up to 10 minutes; a lost worker is noticed
+# within the heartbeat timeout. Three attempts, then the pass fails and the cluster is reported Degraded.
 _WAIT = _Options(
     start_to_close=timedelta(minutes=10),
-    heartbeat=timedelta(seconds=30),
+    heartbeat=timedelta(seconds=15),
     retry=RetryPolicy(initial_interval=timedelta(seconds=10), backoff_coefficient=2.0,
                       maximum_interval=timedelta(minutes=1), maximum_attempts=3,
                       non_retryable_error_types=_NON_RETRYABLE),
@@ -403,7 +404,7 @@ class KafkaClusterWorkflow:
             raise AssertionError("the plan applies manifests before the cluster id is fixed")
         await self._call(act.APPLY_MANIFESTS, act.ApplyManifestsInput(
             ref=self._ref, uid=observed.uid, spec=observed.spec, cluster_id=self._cluster_id,
-            components=components), _KUBE, f"apply {' and '.join(components)} manifests",
+            components=components), _APPLY, f"apply {' and '.join(components)} manifests",
             act.ApplyManifestsResult)
 
     async def _wait(self, activity: str, expected: int, observed: ObservedCluster, summary: str) -> act.WaitResult:

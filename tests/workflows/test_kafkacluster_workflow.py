@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
@@ -326,9 +327,22 @@ async def until_phase(handle: WorkflowHandle[Any, Any], phase: str, *, generatio
         if view.phase != phase or (generation is not None and view.processed_generation < generation) \
                 or view.pending_generation is not None or view.step:
             return False
-        raw = (await handle.describe()).raw_description
-        return not raw.pending_activities and not raw.HasField("pending_workflow_task")
+        return await idle(handle)
     await until(check, f"phase {phase}" + (f" at generation {generation}" if generation else ""))
+
+
+# Commands a workflow task may end with while the workflow then just waits.
+_WAITING = {EventType.EVENT_TYPE_TIMER_STARTED, EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED}
+
+
+async def idle(handle: WorkflowHandle[Any, Any]) -> bool:
+    """The workflow's last task completed and started no activity: it is waiting for a signal or a timer."""
+    history = await handle.fetch_history()
+    for event in reversed(history.events):
+        if event.event_type not in _WAITING:
+            return event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    return False
 
 
 async def settle(env: WorkflowEnvironment) -> None:
