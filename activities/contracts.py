@@ -93,3 +93,93 @@ class EventInput(Message):
 class CleanupInput(Message):
     ref: ClusterRef
     delete_claims: bool = False
+
+
+# -- rolling restarts (issue 5) -------------------------------------------------------------------------
+OBSERVE_ROLL_GATE = "observe_roll_gate"
+RESTART_POD = "restart_pod"
+WAIT_POD_ROLLED = "wait_pod_rolled"
+ELECT_PREFERRED_LEADERS = "elect_preferred_leaders"
+
+Role = Literal["controller", "broker"]
+
+
+class PartitionFacts(Message):
+    """One partition as Kafka reports it, with the min.insync.replicas in effect for its topic."""
+
+    topic: str
+    partition: int
+    replicas: list[int]
+    isr: list[int]
+    leader: int = -1
+    min_isr: int = 1
+    adding: list[int] = Field(default_factory=list, description="replicas being added by a reassignment")
+    removing: list[int] = Field(default_factory=list, description="replicas being removed by a reassignment")
+
+
+class VoterFacts(Message):
+    node_id: int
+    log_end_offset: int = -1
+    last_caught_up_ms: int = -1
+    last_fetch_ms: int = -1
+
+
+class GateObservationInput(Message):
+    ref: ClusterRef
+    role: Role
+    node_id: int
+
+
+class GateObservation(Message):
+    """The facts a can-roll gate decides on (the decision itself is pure code in ballast.roll).
+
+    Brokers: every partition with a replica on ``node_id`` (and in-flight reassignments touching it).
+    Controllers: the quorum's leader, high watermark and voters."""
+
+    reachable: bool = True
+    error: str = ""
+    partitions: list[PartitionFacts] = Field(default_factory=list)
+    quorum_leader_id: int = -1
+    quorum_high_watermark: int = -1
+    voters: list[VoterFacts] = Field(default_factory=list)
+    now_ms: int = Field(default=0, description="the time the facts were read (ms since epoch)")
+    pod_ready: bool = False
+    pod_uid: str = ""
+    pod_revision: str = Field(default="", description="controller-revision-hash label of the pod")
+    update_revision: str = Field(default="", description="the StatefulSet's updateRevision")
+    waiting_reason: str = ""
+
+
+class RestartPodInput(Message):
+    """Delete ``pod`` only if it still has ``expected_uid`` (so a retry never restarts it twice)."""
+
+    ref: ClusterRef
+    pod: str
+    expected_uid: str
+
+
+class RestartPodResult(Message):
+    deleted: bool = Field(description="False when the pod was already replaced (uid differs) or gone")
+    previous_uid: str = ""
+
+
+class WaitPodRolledInput(Message):
+    """Wait (heartbeating) until the pod is back: a new uid, Ready, the node registered (brokers) or caught
+    up in the quorum (controllers), and every replica of the broker back in its partitions' ISR."""
+
+    ref: ClusterRef
+    role: Role
+    pod: str
+    node_id: int
+    old_uid: str
+    poll_seconds: float = 1.0
+
+
+class WaitPodRolledResult(Message):
+    new_uid: str
+    detail: str = ""
+
+
+class ElectLeadersInput(Message):
+    ref: ClusterRef
+    node_id: int = Field(description="elect preferred leaders for the partitions whose preferred leader is this")
