@@ -152,12 +152,30 @@ def describe_brokers(admin: KafkaAdminClient) -> ClusterBrokers:
 
 
 @dataclass
+class VoterState:
+    """One voter's replication state as the quorum leader reports it (timestamps in the leader's ms clock;
+    -1 when the leader has not heard from the voter since it took over)."""
+
+    node_id: int
+    log_end_offset: int = -1
+    last_fetch_ms: int = -1
+    last_caught_up_ms: int = -1
+
+
+@dataclass
 class QuorumInfo:
     """The KRaft quorum of ``__cluster_metadata``-0 as its leader reports it."""
 
     cluster_id: str | None = None
     leader_id: int | None = None
     voters: list[int] = field(default_factory=list)
+    high_watermark: int = -1
+    voter_states: list[VoterState] = field(default_factory=list)
+
+
+def _int(value: Any) -> int:
+    """An int field of a response that older versions lack (None there): -1, as Kafka reports "unknown"."""
+    return int(value) if value is not None else -1
 
 
 def _quorum_from_response(response: dict[str, Any]) -> QuorumInfo:
@@ -170,8 +188,13 @@ def _quorum_from_response(response: dict[str, Any]) -> QuorumInfo:
             if part.get("error_code", 0) or part.get("error"):
                 raise KafkaUnreachable(f"DescribeQuorum: {part.get('error_message') or part.get('error')}")
             leader = int(part.get("leader_id", -1))
-            return QuorumInfo(leader_id=leader if leader >= 0 else None,
-                              voters=sorted(int(v["replica_id"]) for v in part.get("current_voters") or []))
+            states = sorted((VoterState(node_id=int(v["replica_id"]),
+                                        log_end_offset=_int(v.get("log_end_offset")),
+                                        last_fetch_ms=_int(v.get("last_fetch_timestamp")),
+                                        last_caught_up_ms=_int(v.get("last_caught_up_timestamp")))
+                             for v in part.get("current_voters") or []), key=lambda v: v.node_id)
+            return QuorumInfo(leader_id=leader if leader >= 0 else None, voters=[v.node_id for v in states],
+                              high_watermark=_int(part.get("high_watermark")), voter_states=states)
     raise KafkaUnreachable("DescribeQuorum: no answer for __cluster_metadata-0")
 
 

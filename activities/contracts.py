@@ -183,3 +183,13 @@ class WaitPodRolledResult(Message):
 class ElectLeadersInput(Message):
     ref: ClusterRef
     node_id: int = Field(description="elect preferred leaders for the partitions whose preferred leader is this")
+
+
+class ElectLeadersResult(Message):
+    """What the preferred-leader election did; per-partition failures are reported, not raised (the roll
+    goes on: the auto leader rebalancer, or the next roll, retries them)."""
+
+    elected: list[str] = Field(default_factory=list, description="'topic-partition' whose preferred leader "
+                                                                 "took over")
+    not_needed: int = Field(default=0, description="partitions already led by their preferred replica")
+    failed: dict[str, str] = Field(default_factory=dict, description="'topic-partition' -> Kafka error name")
