@@ -121,6 +121,15 @@ def kraft_cluster_id(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw[:16]).decode().rstrip("=")
 
 
+def new_kraft_cluster_id() -> str:
+    """A fresh, replay-safe cluster id. Like Kafka's ``Uuid.randomUuid`` it never starts with ``-``: the
+    image passes it on a command line (``kafka-storage format -t <id>``), where it would read as an option."""
+    while True:
+        cluster_id = kraft_cluster_id(workflow.uuid4().bytes)
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _timestamp() -> str:
     return workflow.now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -183,7 +192,6 @@ class KafkaClusterWorkflow:
         self._pass_due = workflow.info().continued_run_id is None
         self._passes = 0
         self._finished = False
-        self._last_observed: ObservedCluster | None = None
         self._plan = planner.Plan()
         self._plan_done = 0
         self._step = ""
@@ -301,7 +309,6 @@ class KafkaClusterWorkflow:
             self._status_written = {}
         if observed.found:
             self._uid = observed.uid
-        self._last_observed = observed
         self._cluster_id = observed.cluster_id
         return observed
 
@@ -317,7 +324,7 @@ class KafkaClusterWorkflow:
             return
         if self._plan_done < len(plan):  # paused between steps
             return
-        self._processed_generation = max(self._processed_generation, observed.generation)
+        self._mark_processed(observed.generation)
         self._failures = 0
         await self._report_ready(observed, spec, plan)
 
@@ -339,6 +346,14 @@ class KafkaClusterWorkflow:
         workflow.logger.info("%s interrupted at %s: %s", plan.operation, self._step, why)
         await self._finish_operation("Cancelled", why)
         return False
+
+    def _mark_processed(self, generation: int) -> None:
+        """``generation`` is done. A spec signal queued meanwhile for it or an older one (the watcher's
+        signal racing our observation) carries no news: drop it instead of running an empty pass."""
+        self._processed_generation = max(self._processed_generation, generation)
+        pending = self._pending_spec
+        if pending is not None and not pending.deleting and pending.generation <= self._processed_generation:
+            self._pending_spec = None
 
     def _interrupting(self, generation: int) -> bool:
         pending = self._pending_spec
@@ -392,7 +407,7 @@ class KafkaClusterWorkflow:
         """Fix the KRaft cluster id in status before any manifest uses it: ``workflow.uuid4`` is replay-safe,
         and the id generated once is reused by every retry of this workflow run."""
         if adopt is None and self._generated_cluster_id is None:
-            self._generated_cluster_id = kraft_cluster_id(workflow.uuid4().bytes)
+            self._generated_cluster_id = new_kraft_cluster_id()
         cluster_id = adopt or self._generated_cluster_id
         assert cluster_id is not None
         await self._write_status(act.StatusUpdate(ref=self._ref, cluster_id=cluster_id),
@@ -465,7 +480,7 @@ class KafkaClusterWorkflow:
             return self._gone()
         generation = observed.generation if observed else None
         if generation is not None:
-            self._processed_generation = max(self._processed_generation, generation)
+            self._mark_processed(generation)
         where = f"{self._step}: " if self._step else ""
         if _rejected(err):
             phase, conditions = Phase.INVALID, [
@@ -566,7 +581,7 @@ class KafkaClusterWorkflow:
     async def _report_invalid(self, observed: ObservedCluster, errors: list[FieldError]) -> None:
         """An invalid spec changes nothing in the cluster: say which field is wrong and wait for a new one."""
         message = "; ".join(str(e) for e in errors) or "the spec does not parse"
-        self._processed_generation = max(self._processed_generation, observed.generation)
+        self._mark_processed(observed.generation)
         self._failures = 0
         self._start_plan(planner.Plan())
         self._set_phase(Phase.INVALID)

@@ -10,6 +10,7 @@ that hangs) and drive the workflow through its signals, queries and updates.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import uuid
@@ -52,7 +53,7 @@ from ballast.messages import (
 from ballast.observed import KafkaState, ObjectState, ObservedCluster, PodState, StatefulSetState
 from ballast.planner import FINALIZER
 from ballast.spec import KafkaClusterSpec
-from workflows.kafkacluster import KafkaClusterWorkflow
+from workflows.kafkacluster import KafkaClusterWorkflow, kraft_cluster_id
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="session"),
@@ -86,9 +87,10 @@ class FakeCluster:
     registered: list[int] = field(default_factory=list)
     calls: list[tuple[str, Any]] = field(default_factory=list)
     events: list[act.EventInput] = field(default_factory=list)
-    # Activity name -> its calls block (heartbeating, so they can be cancelled) until this is resolved:
-    # with None they go on as usual, with an exception they raise it.
+    # Activity name -> its next call blocks (heartbeating, so it can be cancelled) until this is resolved:
+    # with None it goes on as usual, with an exception it raises it. ``held``: the calls blocked now.
     holds: dict[str, asyncio.Future[Exception | None]] = field(default_factory=dict)
+    held: dict[str, asyncio.Future[Exception | None]] = field(default_factory=dict)
     started: dict[str, asyncio.Event] = field(default_factory=dict)
     cancelled: list[str] = field(default_factory=list)
     # Activity name -> errors raised by its next calls, in order.
@@ -131,9 +133,10 @@ class FakeCluster:
         pending = self.failures.get(name)
         if pending:
             raise pending.pop(0)
-        hold = self.holds.get(name)
+        hold = self.holds.pop(name, None)
         if hold is None:
             return
+        self.held[name] = hold
         try:
             while not hold.done():
                 activity.heartbeat()
@@ -145,14 +148,12 @@ class FakeCluster:
         if error is not None:
             raise error
 
-    def hold(self, name: str) -> asyncio.Future[Exception | None]:
-        """Make calls of activity ``name`` block until the returned future is resolved."""
-        future: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-        self.holds[name] = future
-        return future
+    def hold(self, name: str) -> None:
+        """Make the next call of activity ``name`` block until ``release``."""
+        self.holds[name] = asyncio.get_running_loop().create_future()
 
     def release(self, name: str, error: Exception | None = None) -> None:
-        self.holds.pop(name).set_result(error)
+        self.held.pop(name).set_result(error)
 
     def _parsed_spec(self, raw: dict[str, Any]) -> KafkaClusterSpec:
         try:
@@ -364,7 +365,8 @@ async def test_provisioning_runs_controllers_then_brokers_then_ready(env: Workfl
         assert [a.components for a in applies] == [["controllers"], ["brokers"]]
         # The cluster id is persisted before any manifest uses it, and both roles get the same one.
         cluster_id = fake.status["clusterId"]
-        assert len(cluster_id) == 22 and {a.cluster_id for a in applies} == {cluster_id}
+        assert len(cluster_id) == 22 and not cluster_id.startswith("-")
+        assert {a.cluster_id for a in applies} == {cluster_id}
         first_id_write = next(i for i, (n, a) in enumerate(fake.calls)
                               if n == act.UPDATE_STATUS and a.cluster_id is not None)
         assert first_id_write < next(i for i, (n, _) in enumerate(fake.calls) if n == act.APPLY_MANIFESTS)
@@ -646,7 +648,8 @@ async def test_continue_as_new_carries_pending_signals_and_state(env: WorkflowEn
         # A new generation arrives mid-provisioning: it interrupts the pass, which was this run's last.
         fake.update_spec(brokers={"replicas": 4})
         await first.signal(SIGNAL_SPEC_CHANGED, SpecChanged(generation=2, uid=fake.uid))
-        fake.release(act.WAIT_BROKERS_REGISTERED)
+        # (The cancelled wait stays blocked: the workflow does not wait for it (TRY_CANCEL), and completing it
+        # while the run continues-as-new trips the test server. Worker shutdown cancels it.)
         latest = run.client.get_workflow_handle(fake.workflow_id)
         await until_phase(latest, "Ready", generation=2)
 
@@ -705,8 +708,7 @@ async def test_deletion_mid_provisioning_cancels_the_operation(env: WorkflowEnvi
 
         fake.deleting = True
         await handle.signal(SIGNAL_SPEC_CHANGED, SpecChanged(generation=1, deleting=True))
-        # The workflow does not wait for the cancelled wait to acknowledge (TRY_CANCEL); let it end anyway.
-        fake.release(act.WAIT_BROKERS_REGISTERED)
+        # The workflow does not wait for the cancelled wait to acknowledge it (TRY_CANCEL).
         result = await handle.result()
         assert result.startswith("deleted: ")
         after_wait = fake.names()[fake.names().index(act.WAIT_BROKERS_REGISTERED) + 1:]
@@ -729,6 +731,13 @@ async def test_cluster_gone_ends_the_workflow(env: WorkflowEnvironment) -> None:
         # (result() lets the test server skip the debounce timer.)
         assert (await handle.result()) == f"gone: {fake.namespace}/demo no longer exists"
         assert fake.names()[-1] == act.OBSERVE_CLUSTER
+
+
+async def test_cluster_id_is_kafka_uuid_text() -> None:
+    # What `kafka-storage.sh random-uuid` prints: 16 bytes as unpadded base64url.
+    raw = bytes.fromhex("fb9dc7ff1b4f4a2e9f3e2c1d0a0b0c0d")
+    assert kraft_cluster_id(raw) == base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    assert len(kraft_cluster_id(raw)) == 22 and kraft_cluster_id(raw).startswith("-")  # why ids are re-drawn
 
 
 # --- replay -----------------------------------------------------------------------------------------------
