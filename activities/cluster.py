@@ -67,6 +67,7 @@ from activities.kube import (
     retryable,
     write_error,
 )
+from activities.roll import RollActivities
 from ballast.config import OperatorSettings
 from ballast.manifests import (
     CONFIG_HASH_ANNOTATION,
@@ -212,8 +213,9 @@ def _kafka_port(spec: KafkaClusterSpec) -> int:
     return spec.listeners[0].port
 
 
-class ClusterActivities:
-    """Activities for ``KafkaCluster`` objects, bound to one Kubernetes API client and the operator settings."""
+class ClusterActivities(RollActivities):
+    """Activities for ``KafkaCluster`` objects, bound to one Kubernetes API client and the operator settings
+    (the rolling-restart ones come from :class:`activities.roll.RollActivities`)."""
 
     def __init__(self, api_client: k8s.ApiClient, settings: OperatorSettings,
                  reporting_instance: str | None = None) -> None:
@@ -232,7 +234,7 @@ class ClusterActivities:
         """Every activity, for ``Worker(activities=...)``."""
         return [self.observe_cluster, self.ensure_finalizer, self.remove_finalizer, self.apply_manifests,
                 self.wait_controllers_ready, self.wait_brokers_registered, self.update_status,
-                self.record_event, self.cleanup_cluster]
+                self.record_event, self.cleanup_cluster, *self.roll_activities()]
 
     # -- KafkaCluster access -------------------------------------------------------------------------------
 
