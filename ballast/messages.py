@@ -25,6 +25,7 @@ QUERY_STATUS = "status"
 QUERY_PLAN = "plan"
 UPDATE_PAUSE = "pause"
 UPDATE_RESUME = "resume"
+UPDATE_REQUEST_ROLL = "request_roll"
 
 # Typed search attributes the worker registers on start-up.
 SA_CLUSTER_NAME = "KafkaClusterName"
@@ -100,6 +101,15 @@ class PauseRequest(Message):
 
 class ResumeRequest(Message):
     pass
+
+
+class RollRequest(Message):
+    """Input of the ``request_roll`` update: restart pods one at a time, health-gated. ``brokers`` names the
+    broker node ids to restart; None restarts every pod of the cluster (controllers, then brokers). A request
+    while a roll runs is merged into it."""
+
+    reason: str = Field(default="", max_length=1024)
+    brokers: list[int] | None = Field(default=None, description="broker node ids; None = the whole cluster")
 
 
 class WorkflowStatusView(Message):
