@@ -31,6 +31,7 @@ crds: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/devcluster_bench.py
+	$(BIN)/python bench/reaction_bench.py
 
 clean:
 	rm -rf $(VENV) .devcluster .pytest_cache .mypy_cache .ruff_cache
