@@ -1,6 +1,9 @@
 """Fixtures for workflow tests: one Temporal time-skipping test server per session (the real
 ``temporal-test-server`` binary from the venv, offline), a client using the pydantic data converter, and the
-operator's search attributes registered on it (the test server does not know them otherwise)."""
+operator's search attributes registered on it (the test server does not know them otherwise).
+
+``dev_env`` is a real Temporal dev server (the ``temporal`` CLI from the venv) that suggests continue-as-new
+after 50 history events, for the one test that needs the server's suggestion."""
 
 from __future__ import annotations
 
@@ -11,10 +14,18 @@ from pathlib import Path
 import pytest_asyncio
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from ballast.messages import SA_CLUSTER_NAME, SA_CLUSTER_NAMESPACE, SA_CLUSTER_PHASE
+
+
+def _binary(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if not candidate.exists():
+        raise RuntimeError(f"{name} not found: install the project's dependencies (make install)")
+    return str(candidate)
 
 
 def _test_server_binary() -> str:
@@ -35,4 +46,16 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
             namespace=environment.client.namespace,
             search_attributes={SA_CLUSTER_NAME: keyword, SA_CLUSTER_NAMESPACE: keyword, SA_CLUSTER_PHASE: keyword},
         ))
+        yield environment
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=_binary("temporal"),
+        search_attributes=[SearchAttributeKey.for_keyword(name)
+                           for name in (SA_CLUSTER_NAME, SA_CLUSTER_NAMESPACE, SA_CLUSTER_PHASE)],
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=50"],
+    ) as environment:
         yield environment

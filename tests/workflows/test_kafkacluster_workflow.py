@@ -676,6 +676,26 @@ async def test_continue_as_new_carries_pending_signals_and_state(env: WorkflowEn
         assert await plan(latest) == []
 
 
+async def test_continue_as_new_when_temporal_suggests_it(dev_env: WorkflowEnvironment) -> None:
+    """On a real dev server that suggests continue-as-new past 50 events: a stream of (duplicate) signals
+    grows the history until the server suggests it, and the workflow continues-as-new with its state."""
+    async with running(dev_env) as run:
+        handle = await run.start()
+        await until_phase(handle, "Ready", generation=1)
+        first_run = (await handle.describe()).run_id
+        for _ in range(30):
+            await handle.signal(SIGNAL_SPEC_CHANGED, SpecChanged(generation=1, uid=run.fake.uid))
+
+        async def continued() -> bool:
+            return (await handle.describe()).run_id != first_run
+        await until(continued, "continue-as-new")
+        first = run.client.get_workflow_handle(run.fake.workflow_id, run_id=first_run)
+        assert (await first.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+        view = await status(handle)
+        assert (view.phase, view.processed_generation, view.pending_generation) == ("Ready", 1, None)
+        assert run.fake.count(act.OBSERVE_CLUSTER) == 1  # duplicates never caused a pass
+
+
 # --- deletion ---------------------------------------------------------------------------------------------
 
 async def test_deleting_a_ready_cluster_cleans_up_and_ends(env: WorkflowEnvironment) -> None:
