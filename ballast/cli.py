@@ -31,10 +31,14 @@ def _add_devcluster(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_kafka_commands(p.add_subparsers(dest="devcluster_command", metavar="{kafka}"))
 
 
-def _add_operator_flags(p: argparse.ArgumentParser) -> None:
-    """Flags override the environment (``OperatorSettings.from_env``), which overrides the defaults."""
+def _add_temporal_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temporal-address", help="Temporal frontend host:port (TEMPORAL_ADDRESS)")
     p.add_argument("--temporal-namespace", help="Temporal namespace (TEMPORAL_NAMESPACE)")
+
+
+def _add_operator_flags(p: argparse.ArgumentParser) -> None:
+    """Flags override the environment (``OperatorSettings.from_env``), which overrides the defaults."""
+    _add_temporal_flags(p)
     p.add_argument("--task-queue", help="task queue of the cluster workflows (BALLAST_TASK_QUEUE)")
     p.add_argument("--kubeconfig", help="kubeconfig file (KUBECONFIG); default in-cluster configuration")
     p.add_argument("--namespaces", help="comma-separated namespaces to watch (BALLAST_NAMESPACES); default all")
@@ -60,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ballast", description="Apache Kafka on Kubernetes, driven by Temporal")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_operator(sub)
+    from ballast.roll_cli import add_roll_command
+
+    add_roll_command(sub, _add_temporal_flags)
     _add_devcluster(sub)
     return parser
 
@@ -99,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("operator", "worker", "watch"):
         return _run_operator(args)
+    if args.command == "roll":
+        from ballast.roll_cli import main_roll
+
+        main_roll(args, settings_from_args(args))
     if args.command == "demo":
         from ballast.demo import run_demo
 
