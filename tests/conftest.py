@@ -103,6 +103,26 @@ def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
     return Kubectl(_kubectl_binary(), kubeconfig, cache)
 
 
+CRD_FILE = Path(__file__).resolve().parent.parent / "deploy" / "crds" / "kafkaclusters.kafka.ballast.dev.yaml"
+
+
+@pytest.fixture
+def kafkaclusters(api_client: client.ApiClient) -> client.CustomObjectsApi:
+    """CustomObjectsApi with the operator's KafkaCluster CRD (from deploy/crds) installed and Established."""
+    import yaml
+
+    ext = client.ApiextensionsV1Api(api_client)
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    ext.create_custom_resource_definition(crd)
+
+    def established() -> bool:
+        got = ext.read_custom_resource_definition(crd["metadata"]["name"])
+        return any(c.type == "Established" and c.status == "True" for c in (got.status.conditions or []))
+
+    wait_for(established, message="CRD Established")
+    return client.CustomObjectsApi(api_client)
+
+
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02,
              message: str = "condition") -> object:
     """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout`` seconds.

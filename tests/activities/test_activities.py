@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -50,17 +49,9 @@ ALL_OBJECTS = [
 
 
 @pytest.fixture
-def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
-    """CustomObjectsApi with the KafkaCluster CRD installed (from deploy/crds) and Established."""
-    ext = client.ApiextensionsV1Api(api_client)
-    ext.create_custom_resource_definition(yaml.safe_load(CRD_FILE.read_text()))
-
-    def established() -> bool:
-        got = ext.read_custom_resource_definition(f"{PLURAL}.{GROUP}")
-        return any(c.type == "Established" and c.status == "True" for c in got.status.conditions or [])
-
-    wait_for(established, message="CRD Established")
-    return client.CustomObjectsApi(api_client)
+def custom(kafkaclusters: client.CustomObjectsApi) -> client.CustomObjectsApi:
+    """CustomObjectsApi with the KafkaCluster CRD installed (the shared fixture)."""
+    return kafkaclusters
 
 
 @pytest.fixture

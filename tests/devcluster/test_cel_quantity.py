@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from devcluster import cel
 from devcluster.quantity import ERR_FORMAT, ERR_NUMERIC, ERR_SUFFIX, parse_quantity
-from tests.conftest import wait_for
 
 STRING = cel.Decl("string")
 
@@ -171,18 +169,6 @@ def test_semver_methods_sharing_quantity_names_stay_skipped() -> None:
 CRD_PATH = Path(__file__).resolve().parents[2] / "deploy" / "crds" / "kafkaclusters.kafka.ballast.dev.yaml"
 GROUP, VERSION, PLURAL = "kafka.ballast.dev", "v1alpha1", "kafkaclusters"
 
-
-@pytest.fixture
-def kafkaclusters(api_client: client.ApiClient) -> client.CustomObjectsApi:
-    ext = client.ApiextensionsV1Api(api_client)
-    ext.create_custom_resource_definition(yaml.safe_load(CRD_PATH.read_text()))
-
-    def established() -> bool:
-        crd = ext.read_custom_resource_definition(f"{PLURAL}.{GROUP}")
-        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
-
-    wait_for(established, message="CRD Established")
-    return client.CustomObjectsApi(api_client)
 
 
 def _set_size(api: client.CustomObjectsApi, size: str) -> dict[str, Any]:

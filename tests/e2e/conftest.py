@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client
 
 from ballast.devserver import DevServer, start_dev_server
@@ -28,17 +27,8 @@ def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSer
 
 
 @pytest.fixture
-def kafka_crd(api_client: client.ApiClient) -> None:
-    from tests.conftest import wait_for
-
-    ext = client.ApiextensionsV1Api(api_client)
-    ext.create_custom_resource_definition(yaml.safe_load(CRD_FILE.read_text()))
-
-    def established() -> bool:
-        crd = ext.read_custom_resource_definition("kafkaclusters.kafka.ballast.dev")
-        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
-
-    wait_for(established, message="CRD Established")
+def kafka_crd(kafkaclusters: client.CustomObjectsApi) -> None:
+    """The KafkaCluster CRD is installed (the shared ``kafkaclusters`` fixture)."""
 
 
 class OperatorProcess:

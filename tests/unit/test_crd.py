@@ -6,13 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from ballast import crd
 from ballast.spec import GROUP, PLURAL, VERSION, KafkaClusterSpec
-from tests.conftest import wait_for
 
 COMMITTED = Path(__file__).resolve().parents[2] / "deploy" / "crds" / f"{PLURAL}.{GROUP}.yaml"
 
@@ -43,18 +41,6 @@ def test_defaults_in_schema_match_the_models() -> None:
     for field in ("controllers", "brokers", "listeners", "version"):
         assert spec_schema["properties"][field]["default"] == defaults[field]
 
-
-@pytest.fixture
-def kafkaclusters(api_client: client.ApiClient) -> client.CustomObjectsApi:
-    ext = client.ApiextensionsV1Api(api_client)
-    ext.create_custom_resource_definition(yaml.safe_load(COMMITTED.read_text()))
-
-    def established() -> bool:
-        got = ext.read_custom_resource_definition(f"{PLURAL}.{GROUP}")
-        return any(c.type == "Established" and c.status == "True" for c in got.status.conditions or [])
-
-    wait_for(established, message="CRD Established")
-    return client.CustomObjectsApi(api_client)
 
 
 def _kc(name: str, spec: dict) -> dict:
