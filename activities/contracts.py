@@ -193,3 +193,25 @@ class ElectLeadersResult(Message):
                                                                  "took over")
     not_needed: int = Field(default=0, description="partitions already led by their preferred replica")
     failed: dict[str, str] = Field(default_factory=dict, description="'topic-partition' -> Kafka error name")
+
+
+# -- dynamic broker configuration (issue 5) ---------------------------------------------------------------
+APPLY_DYNAMIC_CONFIGS = "apply_dynamic_configs"
+
+
+class DynamicConfigsInput(Message):
+    """Apply broker settings that need no restart with IncrementalAlterConfigs (which settings are dynamic, per
+    Kafka version, is ``ballast.kafka_configs``). ``cluster_wide`` goes to the cluster-wide default (resource
+    BROKER with an empty name), ``per_broker`` to each of ``brokers`` (resource BROKER named ``<node id>``).
+    A value of None deletes the override (DELETE), so the broker falls back to its static value or Kafka's
+    default. Idempotent: setting a value that is already set changes nothing."""
+
+    ref: ClusterRef
+    cluster_wide: dict[str, str | None] = Field(default_factory=dict)
+    per_broker: dict[str, str | None] = Field(default_factory=dict)
+    brokers: list[int] = Field(default_factory=list)
+
+
+class DynamicConfigsResult(Message):
+    applied: list[str] = Field(default_factory=list, description="'<resource>: key=value' set")
+    deleted: list[str] = Field(default_factory=list, description="'<resource>: key' deleted")

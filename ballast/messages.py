@@ -13,8 +13,12 @@ replicas, relists after a 410) are harmless.
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from ballast.spec import GROUP, RollPolicy
 
 DEFAULT_TASK_QUEUE = "ballast"
 
@@ -26,6 +30,26 @@ QUERY_PLAN = "plan"
 UPDATE_PAUSE = "pause"
 UPDATE_RESUME = "resume"
 UPDATE_REQUEST_ROLL = "request_roll"
+UPDATE_CANCEL_OPERATION = "cancel_operation"
+# Sent by a RollWorkflow to its cluster's workflow (by workflow id, so a roll started by hand reports too).
+SIGNAL_ROLL_PROGRESS = "roll_progress"
+
+# A new value of this annotation on a KafkaCluster asks for one roll of the whole cluster.
+ROLL_ANNOTATION = f"{GROUP}/roll"
+
+# The RollWorkflow: its type, and the names of its queries, updates and (for its parent) signals.
+ROLL_WORKFLOW_NAME = "RollWorkflow"
+ROLL_QUERY_PLAN = "plan"
+ROLL_QUERY_PROGRESS = "progress"
+ROLL_UPDATE_PAUSE = "pause"
+ROLL_UPDATE_RESUME = "resume"
+ROLL_UPDATE_CANCEL = "cancel"
+ROLL_UPDATE_EXTEND = "extend"
+# Workflows cannot send updates to other workflows: the cluster workflow uses these signals instead.
+ROLL_SIGNAL_PAUSE = "pause_roll"
+ROLL_SIGNAL_RESUME = "resume_roll"
+ROLL_SIGNAL_CANCEL = "cancel_roll"
+ROLL_SIGNAL_EXTEND = "extend_roll"
 
 # Typed search attributes the worker registers on start-up.
 SA_CLUSTER_NAME = "KafkaClusterName"
@@ -35,6 +59,11 @@ SA_CLUSTER_PHASE = "KafkaClusterPhase"
 
 def cluster_workflow_id(namespace: str, name: str) -> str:
     return f"kafkacluster/{namespace}/{name}"
+
+
+def roll_workflow_id(namespace: str, name: str, number: int) -> str:
+    """The id of the ``number``-th roll the cluster workflow started: ``roll/<ns>/<name>/<n>``."""
+    return f"roll/{namespace}/{name}/{number}"
 
 
 class Message(BaseModel):
@@ -89,6 +118,13 @@ class KafkaClusterWorkflowInput(Message):
     max_passes_before_continue_as_new: int | None = Field(
         default=None, ge=1, description="continue-as-new after this many passes (tests); None = when Temporal "
                                         "suggests it")
+    # Rolling restarts (issue 5), carried over continue-as-new.
+    last_roll_token: str = Field(default="", description=f"the last {ROLL_ANNOTATION} value acted on")
+    roll_count: int = Field(default=0, ge=0, description="rolls started so far (numbers the roll workflow ids)")
+    pending_roll_requests: list[RollRequest] = Field(default_factory=list)
+    applied_spec: dict[str, Any] | None = Field(default=None, description="the spec the brokers' configuration "
+                                                                           "was last applied from")
+    roll_hold: RollHold | None = None
 
     @property
     def ref(self) -> ClusterRef:
@@ -123,3 +159,100 @@ class WorkflowStatusView(Message):
     pending_generation: int | None = None
     step: str = ""
     message: str = ""
+
+
+# --- rolling restarts (issue 5) ----------------------------------------------------------------------------
+
+class RollStep(Message):
+    """One pod to restart. ``if_outdated`` steps come from a template change and are skipped when the pod is
+    already on the StatefulSet's update revision when its turn comes; manual steps restart regardless."""
+
+    node_id: int = Field(ge=0)
+    role: Literal["controller", "broker"]
+    pod: str
+    reason: str = ""
+    if_outdated: bool = False
+    rack: str = Field(default="", description="brokers: their rack, for rack-aware batching")
+
+    def describe(self) -> str:
+        return f"{self.role} {self.node_id} ({self.pod})"
+
+
+class RollInput(Message):
+    """Input of ``RollWorkflow`` (plain JSON, so it can be started by hand)::
+
+        temporal workflow start --type RollWorkflow --task-queue ballast --workflow-id roll/default/demo/manual \\
+            --input '{"ref": {"namespace": "default", "name": "demo"}, "reason": "by hand"}'
+
+    ``steps`` empty: the workflow observes the cluster and plans the roll itself (``request`` as for the
+    ``request_roll`` update; without one, the pods not on their StatefulSet's update revision). ``policy``
+    None: the cluster's ``spec.rollPolicy``."""
+
+    ref: ClusterRef
+    steps: list[RollStep] = Field(default_factory=list)
+    policy: RollPolicy | None = None
+    reason: str = ""
+    request: RollRequest | None = None
+    elect_preferred_leaders: bool = Field(default=True, description="after each broker, move leadership of "
+                                                                    "its preferred partitions back to it")
+
+
+class RollExtend(Message):
+    """Merge more steps into a running roll (a second request never runs a second roll in parallel)."""
+
+    steps: list[RollStep]
+    reason: str = ""
+
+
+class CancelRequest(Message):
+    reason: str = Field(default="", max_length=1024)
+
+
+StepStatus = Literal["pending", "restarting", "waiting", "done", "skipped"]
+RollOutcome = Literal["Running", "Succeeded", "Failed", "Cancelled"]
+
+
+class RollProgress(Message):
+    """What the ``progress`` query returns and what a roll signals to its cluster's workflow."""
+
+    workflow_id: str
+    outcome: RollOutcome = "Running"
+    reason: str = ""
+    total: int = 0
+    done: int = 0
+    step: str = Field(default="", description="'i/n <role> <id> (<pod>)' of the step in flight or next")
+    in_flight: list[int] = Field(default_factory=list, description="node ids being restarted now")
+    waiting: str = Field(default="", description="why the roll waits (gate not met, paused, delay)")
+    paused: bool = False
+    message: str = ""
+
+
+class RollResult(Message):
+    """How a roll ended; ``Failed`` means it stopped (gate budget spent, a pod stuck on the new revision) and
+    left the rest of the plan undone rather than force anything."""
+
+    workflow_id: str
+    outcome: Literal["Succeeded", "Failed", "Cancelled"]
+    message: str = ""
+    restarted: list[int] = Field(default_factory=list, description="node ids restarted, in order")
+    remaining: list[int] = Field(default_factory=list, description="node ids of steps not done")
+
+
+class RollRequestAccepted(Message):
+    """What ``request_roll`` answers."""
+
+    accepted: bool = True
+    merged_into: str = Field(default="", description="the running roll the request was merged into, if any")
+    message: str = ""
+
+
+class RollHold(Message):
+    """The cluster workflow does not start a roll on its own for these update revisions (the last roll for
+    them failed or was cancelled); a new spec, a roll request or a new roll annotation lifts it."""
+
+    revisions: str
+    outcome: Literal["Failed", "Cancelled"]
+    message: str = ""
+
+
+KafkaClusterWorkflowInput.model_rebuild()

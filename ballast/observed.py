@@ -30,6 +30,10 @@ class PodState(Message):
     uid: str = ""
     config_hash: str = Field(default="", description="kafka.ballast.dev/config-hash on the pod")
     waiting_reason: str = Field(default="", description="e.g. CrashLoopBackOff, CreateContainerConfigError")
+    # Rolling restarts (issue 5); empty/False when the observer does not report them.
+    revision: str = Field(default="", description="the pod's controller-revision-hash label")
+    unschedulable: bool = Field(default=False, description="Pending with PodScheduled False/Unschedulable")
+    rack: str = Field(default="", description="brokers: the value of the rackAwareness topologyKey pod label")
 
 
 class StatefulSetState(Message):
@@ -39,6 +43,9 @@ class StatefulSetState(Message):
     ready_replicas: int = 0
     observed_generation: int = 0
     generation: int = 0
+    # Rolling restarts (issue 5): pods whose revision differs from update_revision need a restart (OnDelete).
+    update_revision: str = Field(default="", description="status.updateRevision")
+    current_revision: str = Field(default="", description="status.currentRevision")
 
 
 class KafkaState(Message):

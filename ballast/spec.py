@@ -12,6 +12,7 @@ ones only the operator can judge, so an invalid spec becomes an ``Invalid`` cond
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -40,6 +41,40 @@ def quantity_bytes(value: str) -> int:
     number, _, suffix = match.groups()
     factor = _BINARY.get(suffix or "", 0) or _DECIMAL.get(suffix or "", 1)
     return int(float(number) * factor)
+
+
+# Kubernetes-style durations (Go's time.ParseDuration without ns/us): "10s", "1m30s", "1.5h", "500ms", "0".
+_DURATION = r"^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$"
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_DURATION_UNITS = {"ms": timedelta(milliseconds=1), "s": timedelta(seconds=1), "m": timedelta(minutes=1),
+                   "h": timedelta(hours=1)}
+
+
+def parse_duration(value: str) -> timedelta:
+    """A Kubernetes-style duration (``10s``, ``1m30s``, ``1.5h``, ``500ms``, ``0``) as a ``timedelta``.
+
+    Raises ``ValueError`` naming the value and the expected form, so a bad ``rollPolicy`` entry reads well in an
+    ``Invalid`` condition."""
+    if not isinstance(value, str) or re.fullmatch(_DURATION, value) is None:
+        raise ValueError(f"{value!r} is not a duration: use a number with a unit (ms, s, m, h), "
+                         "e.g. 10s, 1m30s or 1.5h")
+    total = timedelta()
+    for number, unit in _DURATION_PART.findall(value):
+        total += _DURATION_UNITS[unit] * float(number)
+    return total
+
+
+def format_duration(value: timedelta) -> str:
+    """``timedelta`` back to the short form (``90s`` -> ``1m30s``), for messages."""
+    millis = round(value.total_seconds() * 1000)
+    if millis == 0:
+        return "0s"
+    out = []
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, millis = divmod(millis, size)
+        if count:
+            out.append(f"{count}{unit}")
+    return "".join(out)
 
 
 class Model(BaseModel):
@@ -107,9 +142,58 @@ class ListenerSpec(Model):
     type: Literal["internal"] = "internal"
 
 
+Duration = Annotated[str, Field(pattern=_DURATION, description="A duration such as 10s, 5m or 1h30m.")]
+
+
+class RollPolicy(Model):
+    """How rolling restarts proceed (see the README's "Rolling restarts")."""
+
+    max_unavailable: int = Field(default=1, ge=1, le=1000, description=(
+        "Brokers restarted at once. Above 1, a batch restarts together only when the can-roll gate allows all "
+        "of its brokers down together; controllers always restart one at a time."))
+    rack_aware: bool = Field(default=False, description=(
+        "Batch brokers of one rack together (up to maxUnavailable), and only when every partition keeps "
+        "min.insync.replicas outside that rack."))
+    delay_between_restarts: Duration = Field(default="0s", description="Pause after each restarted pod is back.")
+    ready_timeout: Duration = Field(default="10m", description=(
+        "How long one restarted pod may take to be Ready, registered and back in every ISR before the roll "
+        "reports it as slow (it keeps waiting up to gateBudget more, then stops)."))
+    gate_budget: Duration = Field(default="30m", description=(
+        "How long to wait for the can-roll gate of one step (re-checked with backoff) before the roll stops "
+        "with a Degraded condition instead of forcing the restart."))
+
+    @field_validator("delay_between_restarts", "ready_timeout", "gate_budget", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        # Before the pattern check, so the message says what a duration looks like instead of quoting a regex.
+        if isinstance(value, str):
+            parse_duration(value)
+        return value
+
+    @field_validator("ready_timeout", "gate_budget")
+    @classmethod
+    def _positive_duration(cls, value: str) -> str:
+        if parse_duration(value) <= timedelta():
+            raise ValueError("must be greater than zero")
+        return value
+
+    @property
+    def delay(self) -> timedelta:
+        return parse_duration(self.delay_between_restarts)
+
+    @property
+    def ready(self) -> timedelta:
+        return parse_duration(self.ready_timeout)
+
+    @property
+    def budget(self) -> timedelta:
+        return parse_duration(self.gate_budget)
+
+
 class KafkaClusterSpec(Model):
     version: str = Field(default=DEFAULT_KAFKA_VERSION, description="Apache Kafka version.")
     image: str | None = Field(default=None, description="Container image; default apache/kafka:<version>.")
     controllers: ControllersSpec = Field(default_factory=ControllersSpec)
     brokers: BrokersSpec = Field(default_factory=BrokersSpec)
     listeners: list[ListenerSpec] = Field(default_factory=lambda: [ListenerSpec()], min_length=1, max_length=4)
+    roll_policy: RollPolicy = Field(default_factory=RollPolicy, description="How rolling restarts proceed.")
