@@ -93,10 +93,10 @@ from ballast.manifests.names import (
 )
 from ballast.messages import ClusterRef
 from ballast.observed import KafkaState, ObjectState, ObservedCluster, PodState, StatefulSetState
+from ballast.planner import FINALIZER
 from ballast.spec import GROUP, KIND, PLURAL, VERSION, KafkaClusterSpec
 from ballast.status import Condition, LastOperation, OperationStatus, set_condition
 
-FINALIZER = f"{GROUP}/cleanup"
 COMPONENT = "ballast-operator"
 # An identical Event (same object, type, reason, message, source) seen this recently is counted again
 # instead of being created anew, like client-go's EventCorrelator (its aggregation interval is 10 minutes).
