@@ -14,6 +14,7 @@ and act.
 * ``wait_pod_rolled`` is done only when Kafka has the node back (brokers: registered, unfenced and in the ISR
   of every partition it replicates; controllers: caught up with the quorum leader), not merely when the pod
   is Ready. It heartbeats every poll and resumes from its heartbeat details after a retry.
+* ``apply_dynamic_configs`` changes the broker settings that need no restart (IncrementalAlterConfigs).
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities import clients, partitions
+from activities import clients, dynamic_configs, partitions
 from activities.clients import KafkaUnreachable, QuorumInfo
 from activities.contracts import (
+    APPLY_DYNAMIC_CONFIGS,
     ELECT_PREFERRED_LEADERS,
     OBSERVE_ROLL_GATE,
     RESTART_POD,
     WAIT_POD_ROLLED,
+    DynamicConfigsInput,
+    DynamicConfigsResult,
     ElectLeadersInput,
     ElectLeadersResult,
     GateObservation,
@@ -94,7 +98,8 @@ class RollActivities:
     kinds: dict[str, KindApi]
 
     def roll_activities(self) -> list[Callable[..., Any]]:
-        return [self.observe_roll_gate, self.restart_pod, self.wait_pod_rolled, self.elect_preferred_leaders]
+        return [self.observe_roll_gate, self.restart_pod, self.wait_pod_rolled, self.elect_preferred_leaders,
+                self.apply_dynamic_configs]
 
     # -- Kubernetes facts -------------------------------------------------------------------------------
 
@@ -308,3 +313,23 @@ class RollActivities:
             raise ApplicationError(f"preferred leader election for broker {inp.node_id}: {err}",
                                    type=KAFKA_UNREACHABLE) from err
         return ElectLeadersResult(elected=elected, not_needed=not_needed, failed=failed)
+
+    # -- apply_dynamic_configs --------------------------------------------------------------------------
+
+    @activity.defn(name=APPLY_DYNAMIC_CONFIGS)
+    def apply_dynamic_configs(self, inp: DynamicConfigsInput) -> DynamicConfigsResult:
+        """IncrementalAlterConfigs of the settings that need no restart: ``cluster_wide`` on the cluster default
+        resource, ``per_broker`` on each of ``brokers``; only values that differ are sent. A setting Kafka
+        refuses (unknown, read-only, bad value) is a non-retryable ``ConfigRejected`` naming the keys and
+        Kafka's reason; Kafka not answering is retryable."""
+        try:
+            admin = self._admin(inp.ref)
+            try:
+                done = dynamic_configs.apply(admin, inp.cluster_wide, inp.per_broker, sorted(set(inp.brokers)))
+            finally:
+                admin.close()
+        except dynamic_configs.ConfigRejected as err:
+            raise ApplicationError(str(err), type="ConfigRejected", non_retryable=True) from err
+        except KafkaUnreachable as err:
+            raise ApplicationError(f"dynamic broker configs: {err}", type=KAFKA_UNREACHABLE) from err
+        return DynamicConfigsResult(applied=done.applied, deleted=done.deleted)

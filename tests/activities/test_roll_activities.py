@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.structs import TopicPartition
 from kubernetes import client
 from temporalio.exceptions import ApplicationError
@@ -22,6 +21,8 @@ from temporalio.testing import ActivityEnvironment
 from activities import clients
 from activities.cluster import ClusterActivities
 from activities.contracts import (
+    DynamicConfigsInput,
+    DynamicConfigsResult,
     ElectLeadersInput,
     GateObservationInput,
     RestartPodInput,
@@ -32,21 +33,16 @@ from activities.contracts import (
 from ballast.config import OperatorSettings
 from ballast.messages import ClusterRef
 from devcluster.cluster import DevClusterThread
-from tests.activities.test_activities import CLUSTER_ID, CRD_FILE, NS, apply_input, create_cluster
+from tests.activities.test_activities import CLUSTER_ID, NS, apply_input, create_cluster
 from tests.conftest import wait_for
 
 SPEC = {"controllers": {"replicas": 3}, "brokers": {"replicas": 3, "config": {"min.insync.replicas": "2"}}}
 
 
 @pytest.fixture
-def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
-    """CustomObjectsApi with the KafkaCluster CRD installed (from deploy/crds) and Established."""
-    ext = client.ApiextensionsV1Api(api_client)
-    crd = yaml.safe_load(CRD_FILE.read_text())
-    ext.create_custom_resource_definition(crd)
-    wait_for(lambda: any(c.type == "Established" and c.status == "True" for c in ext.read_custom_resource_definition(
-        crd["metadata"]["name"]).status.conditions or []), message="CRD Established")
-    return client.CustomObjectsApi(api_client)
+def custom(kafkaclusters: client.CustomObjectsApi) -> client.CustomObjectsApi:
+    """CustomObjectsApi with the KafkaCluster CRD installed (the shared fixture)."""
+    return kafkaclusters
 
 
 @pytest.fixture
@@ -291,3 +287,43 @@ def test_wait_pod_rolled_waits_for_the_isr_then_leaders_move_back(
     assert all(leaders[p] == 0 for p in preferred)
     again = env.run(acts.elect_preferred_leaders, ElectLeadersInput(ref=ref, node_id=0))
     assert again.elected == [] and again.not_needed >= len(preferred)
+
+
+def test_apply_dynamic_configs_sends_only_what_differs(custom: client.CustomObjectsApi, acts: ClusterActivities,
+                                                       env: ActivityEnvironment, ref: ClusterRef,
+                                                       admin: Callable[[], KafkaAdminClient]) -> None:
+    _up(custom, acts, env, ref, {"controllers": {"replicas": 1}, "brokers": {"replicas": 2}})
+    inp = DynamicConfigsInput(ref=ref, cluster_wide={"log.retention.ms": "3600000", "message.max.bytes": "2000000"},
+                              per_broker={"follower.replication.throttled.rate": "1000000"}, brokers=[1, 0])
+    done = env.run(acts.apply_dynamic_configs, inp)
+    assert done.applied == ["cluster: log.retention.ms=3600000", "cluster: message.max.bytes=2000000",
+                            "broker/0: follower.replication.throttled.rate=1000000",
+                            "broker/1: follower.replication.throttled.rate=1000000"] and done.deleted == []
+
+    kafka = admin()
+
+    def effective(broker: str) -> dict[str, tuple[str, str]]:
+        keys = ["log.retention.ms", "message.max.bytes", "follower.replication.throttled.rate"]
+        got = kafka.describe_configs([ConfigResource(ConfigResourceType.BROKER, broker, keys)], config_filter="all")
+        return {k: (v["value"], v["config_source"]) for k, v in got["broker"][broker].items()}
+
+    for broker in ("0", "1"):
+        assert effective(broker) == {
+            "log.retention.ms": ("3600000", "DYNAMIC_DEFAULT_BROKER_CONFIG"),
+            "message.max.bytes": ("2000000", "DYNAMIC_DEFAULT_BROKER_CONFIG"),
+            "follower.replication.throttled.rate": ("1000000", "DYNAMIC_BROKER_CONFIG")}
+
+    # The same settings again: nothing to send.
+    assert env.run(acts.apply_dynamic_configs, inp) == DynamicConfigsResult()
+    # None deletes an override (once); the broker falls back to its static value or Kafka's default.
+    unset = DynamicConfigsInput(ref=ref, cluster_wide={"message.max.bytes": None})
+    assert env.run(acts.apply_dynamic_configs, unset).deleted == ["cluster: message.max.bytes"]
+    assert env.run(acts.apply_dynamic_configs, unset) == DynamicConfigsResult()
+    assert effective("0")["message.max.bytes"] == ("1048588", "DEFAULT_CONFIG")
+
+    # A read-only setting is refused by Kafka: not retryable, and the message says which and why.
+    with pytest.raises(ApplicationError) as err:
+        env.run(acts.apply_dynamic_configs, DynamicConfigsInput(ref=ref, cluster_wide={"log.retention.hours": "1"}))
+    assert err.value.type == "ConfigRejected" and err.value.non_retryable
+    assert "cluster default (log.retention.hours)" in err.value.message
+    assert "Cannot update these configs dynamically" in err.value.message
