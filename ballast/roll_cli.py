@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from typing import Any, NoReturn
 
-from pydantic import BaseModel
-
 from ballast.config import OperatorSettings
-from ballast.messages import UPDATE_REQUEST_ROLL, RollRequest, cluster_workflow_id
+from ballast.messages import UPDATE_REQUEST_ROLL, RollRequest, RollRequestAccepted, cluster_workflow_id
 
 
 def broker_ids(value: str) -> list[int]:
@@ -46,19 +43,16 @@ def add_roll_command(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     add_temporal_flags(p)
 
 
-def _show(result: Any) -> str:
-    if isinstance(result, BaseModel):
-        return result.model_dump_json(by_alias=True)
-    return json.dumps(result, default=str)
-
-
-async def request_roll(settings: OperatorSettings, namespace: str, name: str, request: RollRequest) -> Any:
+async def request_roll(settings: OperatorSettings, namespace: str, name: str,
+                       request: RollRequest) -> RollRequestAccepted:
     """Execute the ``request_roll`` update on the cluster's workflow; returns what the workflow answered."""
     from ballast.operator import connect_temporal
 
     temporal = await connect_temporal(settings)
     handle = temporal.get_workflow_handle(cluster_workflow_id(namespace, name))
-    return await handle.execute_update(UPDATE_REQUEST_ROLL, request)
+    accepted: RollRequestAccepted = await handle.execute_update(UPDATE_REQUEST_ROLL, request,
+                                                                result_type=RollRequestAccepted)
+    return accepted
 
 
 def run_roll(args: argparse.Namespace, settings: OperatorSettings) -> int:
@@ -85,7 +79,12 @@ def run_roll(args: argparse.Namespace, settings: OperatorSettings) -> int:
     except RuntimeError as err:  # the client could not connect (message names the address and the reason)
         print(f"ballast roll: {settings.temporal_address}: {err}", file=sys.stderr)
         return 1
-    print(f"roll requested on {workflow_id}: {_show(result)}")
+    if not result.accepted:
+        print(f"ballast roll: {workflow_id} declined the request: {result.message}", file=sys.stderr)
+        return 1
+    merged = f", merged into {result.merged_into}" if result.merged_into else ""
+    message = f": {result.message}" if result.message else ""
+    print(f"roll requested on {workflow_id}{merged}{message}")
     return 0
 
 

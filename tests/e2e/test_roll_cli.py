@@ -7,7 +7,6 @@ own; the end-to-end roll tests drive it against the real cluster workflow.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import uuid
@@ -19,7 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from ballast.devserver import DevServer
-from ballast.messages import UPDATE_REQUEST_ROLL, RollRequest, cluster_workflow_id
+from ballast.messages import UPDATE_REQUEST_ROLL, RollRequest, RollRequestAccepted, cluster_workflow_id
 
 
 @workflow.defn(name="RollRequestRecorder")
@@ -32,9 +31,13 @@ class RollRequestRecorder:
         await workflow.wait_condition(lambda: False)
 
     @workflow.update(name=UPDATE_REQUEST_ROLL)
-    def request_roll(self, request: RollRequest) -> dict[str, object]:
+    def request_roll(self, request: RollRequest) -> RollRequestAccepted:
         self.requests.append(request)
-        return {"accepted": True, "requests": len(self.requests)}
+        if request.reason == "decline me":
+            return RollRequestAccepted(accepted=False, message="the cluster is being deleted")
+        if len(self.requests) > 1:
+            return RollRequestAccepted(merged_into="roll/team-a/x/1", message=f"request {len(self.requests)}")
+        return RollRequestAccepted()
 
     @request_roll.validator
     def _validate(self, request: RollRequest) -> None:
@@ -66,19 +69,22 @@ def test_ballast_roll_sends_request_roll_to_the_cluster_workflow(temporal_server
             code, out, err = await _ballast(temporal_server.address, name, "-n", "team-a", "--brokers", "2,0,2",
                                             "--reason", "rotate certificates")
             assert code == 0, err
-            assert out.startswith(f"roll requested on kafkacluster/team-a/{name}: ")
-            assert json.loads(out.split(": ", 1)[1]) == {"accepted": True, "requests": 1}
+            assert out == f"roll requested on kafkacluster/team-a/{name}\n"
 
             code, out, err = await _ballast(temporal_server.address, name, "-n", "team-a")
             assert code == 0, err
+            assert out == f"roll requested on kafkacluster/team-a/{name}, merged into roll/team-a/x/1: request 2\n"
             recorded = await handle.query("requests", result_type=list[RollRequest])
             assert recorded == [RollRequest(reason="rotate certificates", brokers=[2, 0]),
                                 RollRequest(reason="", brokers=None)]
 
+            code, out, err = await _ballast(temporal_server.address, name, "-n", "team-a", "--reason", "decline me")
+            assert code == 1 and "declined the request: the cluster is being deleted" in err, err
+
             # Rejected by the workflow's validator: exit 1 with its reason; nothing recorded.
             code, out, err = await _ballast(temporal_server.address, name, "-n", "team-a", "--brokers", "99")
             assert code == 1 and "rejected the request: brokers: 99 is not a broker" in err, err
-            assert len(await handle.query("requests", result_type=list[RollRequest])) == 2
+            assert len(await handle.query("requests", result_type=list[RollRequest])) == 3
 
             # A cluster without a workflow (wrong namespace): exit 1, saying so.
             code, out, err = await _ballast(temporal_server.address, name, "-n", "elsewhere")
