@@ -32,6 +32,7 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
+from ballast.kafka_configs import is_dynamic
 from ballast.manifests.inputs import RenderInput
 from ballast.manifests.names import (
     CONTROLLER_LISTENER,
@@ -275,3 +276,26 @@ def environment(inp: RenderInput, role: Role) -> dict[str, str]:
     env = {property_to_env(key): value for key, value in role_properties(inp, role).items()}
     env[CLUSTER_ID_ENV] = inp.cluster_id
     return dict(sorted(env.items()))
+
+
+def broker_tunables(spec: KafkaClusterSpec) -> dict[str, str]:
+    """The brokers' settings a user may tune: the operator's defaults overlaid with ``spec.brokers.config``
+    (never an operator-owned key)."""
+    return {**broker_defaults(spec), **user_config(spec)}
+
+
+def dynamic_tunables(spec: KafkaClusterSpec) -> frozenset[str]:
+    """The keys of ``broker_tunables`` that Kafka ``spec.version`` can change without a restart
+    (``ballast.kafka_configs``): the operator applies those with IncrementalAlterConfigs instead of rolling."""
+    return frozenset(key for key in broker_tunables(spec) if is_dynamic(key, spec.version))
+
+
+def restart_environment(inp: RenderInput, role: Role) -> dict[str, str]:
+    """``environment`` minus the brokers' dynamic tunables: the part of the ConfigMap whose change needs a
+    restart, i.e. what the pod template's ``config-hash`` covers. A dynamic value still reaches the ConfigMap
+    (a restarted or new broker starts with it) but changes no pod template, so it rolls nobody."""
+    env = environment(inp, role)
+    if role is Role.BROKER:
+        for key in dynamic_tunables(inp.spec):
+            env.pop(property_to_env(key), None)
+    return env

@@ -3,7 +3,8 @@
 Their data is the role's shared Kafka configuration as the ``apache/kafka`` image's environment variables
 (``ballast.manifests.config.environment``); the pods import it whole with ``envFrom``. A pod reads it only
 when its container starts, so a data change reaches Kafka through a restart -- which the role's
-``config-hash`` annotation tracks.
+``config-hash`` annotation tracks -- except for the brokers' dynamic settings (``ballast.kafka_configs``): the
+operator applies those live with IncrementalAlterConfigs, and they are left out of the hash.
 """
 
 from __future__ import annotations

@@ -35,7 +35,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from ballast.manifests.config import advertised_listeners, environment, inter_broker_listener, property_to_env
+from ballast.manifests.config import (
+    advertised_listeners,
+    inter_broker_listener,
+    property_to_env,
+    restart_environment,
+)
 from ballast.manifests.hashing import stable_hash
 from ballast.manifests.inputs import RenderInput
 from ballast.manifests.labels import CONFIG_HASH_ANNOTATION, labels, selector_labels
@@ -163,8 +168,9 @@ def _bare_template(inp: RenderInput, role: Role) -> JSON:
 
 
 def config_hash(inp: RenderInput, role: Role) -> str:
-    """Hash of what needs a restart of ``role``'s pods: its ConfigMap data and its pod template."""
-    return stable_hash({"configMapData": environment(inp, role), "template": _bare_template(inp, role)})
+    """Hash of what needs a restart of ``role``'s pods: its ConfigMap data (without the brokers' dynamic
+    settings, which the operator applies live: ``restart_environment``) and its pod template."""
+    return stable_hash({"configMapData": restart_environment(inp, role), "template": _bare_template(inp, role)})
 
 
 def pod_template(inp: RenderInput, role: Role) -> JSON:
