@@ -6,13 +6,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit bench install clean crds
+.PHONY: demo test lint unit bench install clean crds tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# kcat (librdkafka), the second real Kafka client the tests check devcluster's brokers with: a Debian package,
+# installed when missing and this machine can (root with apt-get); otherwise those tests say why they skip.
+tools:
+	@command -v kcat >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && apt-get install -y -qq kcat >/dev/null) || echo "kcat not installed (needs root + apt-get)"; }
 
 install: $(STAMP)
 
@@ -23,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+test: $(STAMP) tools lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 crds: $(STAMP)
@@ -31,6 +37,7 @@ crds: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/devcluster_bench.py
+	$(BIN)/python bench/kafka_sim_bench.py
 	$(BIN)/python bench/reaction_bench.py
 
 clean:
