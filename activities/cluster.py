@@ -67,7 +67,7 @@ from activities.kube import (
     retryable,
     write_error,
 )
-from activities.roll import RollActivities
+from activities.roll import REVISION_LABEL, RollActivities
 from ballast.config import OperatorSettings
 from ballast.manifests import (
     CONFIG_HASH_ANNOTATION,
@@ -141,7 +141,9 @@ def _is_owned(obj: JSON, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
 
 
-def _pod_state(pod: JSON, cluster: str) -> PodState:
+def _pod_state(pod: JSON, cluster: str, rack_label: str = "") -> PodState:
+    """The pod as the planners see it; ``rack_label`` is the brokers' rackAwareness topologyKey (the pod carries
+    its node's topology labels, so the rack is the pod's own label)."""
     meta = pod["metadata"]
     status = pod.get("status") or {}
     index = (meta.get("labels") or {}).get(POD_INDEX_LABEL)
@@ -162,6 +164,10 @@ def _pod_state(pod: JSON, cluster: str) -> PodState:
         uid=str(meta.get("uid") or ""),
         config_hash=str((meta.get("annotations") or {}).get(CONFIG_HASH_ANNOTATION) or ""),
         waiting_reason=waiting,
+        revision=str((meta.get("labels") or {}).get(REVISION_LABEL) or ""),
+        unschedulable=any(c.get("type") == "PodScheduled" and c.get("status") == "False"
+                          and c.get("reason") == "Unschedulable" for c in status.get("conditions") or []),
+        rack=str((meta.get("labels") or {}).get(rack_label) or "") if rack_label else "",
     )
 
 
@@ -176,6 +182,8 @@ def _statefulset_state(name: str, sts: JSON | None) -> StatefulSetState:
         ready_replicas=int(status.get("readyReplicas") or 0),
         observed_generation=int(status.get("observedGeneration") or 0),
         generation=int(sts["metadata"].get("generation") or 0),
+        update_revision=str(status.get("updateRevision") or ""),
+        current_revision=str(status.get("currentRevision") or ""),
     )
 
 
@@ -292,7 +300,8 @@ class ClusterActivities(RollActivities):
             if live is not None and _is_owned(live, meta["uid"]):
                 owned_hash = str((live["metadata"].get("annotations") or {}).get(SPEC_HASH_ANNOTATION) or "")
             objects.append(ObjectState(kind=kind, name=name, exists=live is not None, spec_hash=owned_hash))
-        pods = self._pods(ref)
+        rack_awareness = spec.brokers.rack_awareness
+        pods = self._pods(ref, rack_awareness.topology_key if rack_awareness is not None else "")
         controller_pods = [p for p in pods if p[0] is Role.CONTROLLER]
         broker_pods = [p for p in pods if p[0] is Role.BROKER]
         sts_name = {role: statefulset_name(ref.name, role) for role in Role}
@@ -323,8 +332,8 @@ class ClusterActivities(RollActivities):
         except ApiException as err:
             raise retryable(err, f"{kind}/{name}") from err
 
-    def _pods(self, ref: ClusterRef) -> list[tuple[Role, PodState]]:
-        """The cluster's pods by role, sorted by node id."""
+    def _pods(self, ref: ClusterRef, rack_label: str = "") -> list[tuple[Role, PodState]]:
+        """The cluster's pods by role, sorted by node id (brokers with their rack when ``rack_label``)."""
         try:
             items = self.kinds["Pod"].list(ref.namespace, cluster_selector(ref.name))
         except ApiException as err:
@@ -333,7 +342,8 @@ class ClusterActivities(RollActivities):
         for pod in items:
             component = (pod["metadata"].get("labels") or {}).get(COMPONENT_LABEL)
             if component in (Role.CONTROLLER.value, Role.BROKER.value):
-                out.append((Role(component), _pod_state(pod, ref.name)))
+                role = Role(component)
+                out.append((role, _pod_state(pod, ref.name, rack_label if role is Role.BROKER else "")))
         return sorted(out, key=lambda item: (item[0].value, item[1].node_id))
 
     # -- Kafka -----------------------------------------------------------------------------------------------

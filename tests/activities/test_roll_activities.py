@@ -105,7 +105,7 @@ def test_gate_facts_for_brokers_and_controllers(custom: client.CustomObjectsApi,
                                                env: ActivityEnvironment, ref: ClusterRef, core: client.CoreV1Api,
                                                apps: client.AppsV1Api, dc: DevClusterThread,
                                                admin: Callable[[], KafkaAdminClient]) -> None:
-    _up(custom, acts, env, ref)
+    _up(custom, acts, env, ref, {**SPEC, "brokers": {**SPEC["brokers"], "rackAwareness": {}}})
     kafka = admin()
     kafka.create_topics([NewTopic("orders", 6, 3), NewTopic("relaxed", 2, 3, topic_configs={"min.insync.replicas": "1"}),
                          NewTopic("elsewhere", -1, replica_assignments={0: [2]})])
@@ -141,6 +141,15 @@ def test_gate_facts_for_brokers_and_controllers(custom: client.CustomObjectsApi,
              != sts.status.update_revision, message="a new updateRevision")
     obs = env.run(acts.observe_roll_gate, GateObservationInput(ref=ref, role="broker", node_id=0))
     assert obs.update_revision != obs.pod_revision == sts.status.update_revision
+    # observe_cluster reports the same revisions (what plans a roll), and each broker's rack.
+    observed = env.run(acts.observe_cluster, ref)
+    assert observed.brokers is not None and observed.brokers.update_revision == obs.update_revision
+    assert observed.brokers.current_revision == sts.status.update_revision
+    assert {p.revision for p in observed.broker_pods} == {sts.status.update_revision}
+    assert all(not p.unschedulable for p in observed.broker_pods)
+    racks = {p.node_id: p.rack for p in observed.broker_pods}
+    assert set(racks.values()) <= {"zone-a", "zone-b", "zone-c"} and all(racks.values())
+    assert {p.rack for p in observed.controller_pods} == {""}
 
     # Controllers: the quorum as its leader reports it.
     ctl = env.run(acts.observe_roll_gate, GateObservationInput(ref=ref, role="controller", node_id=1001))
