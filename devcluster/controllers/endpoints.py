@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from devcluster.api import ApiServer, DeleteOptions
-from devcluster.controllers.gc import WorkQueue, run_queue
+from devcluster.controllers.workqueue import WorkQueue, run_queue
 from devcluster.errors import ApiError
 from devcluster.store import Obj, WatchEvent
 

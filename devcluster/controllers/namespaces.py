@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from devcluster import clock
 from devcluster.api import ApiServer, DeleteOptions
-from devcluster.controllers.gc import WorkQueue, resource_types, run_queue
+from devcluster.controllers.gc import resource_types
+from devcluster.controllers.workqueue import WorkQueue, run_queue
 from devcluster.errors import ApiError
 from devcluster.registry import ResourceType
 from devcluster.store import WatchEvent

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from devcluster.api import ApiServer
-from devcluster.controllers.gc import WorkQueue, run_queue
+from devcluster.controllers.workqueue import WorkQueue, run_queue
 from devcluster.errors import ApiError
 from devcluster.store import Obj, WatchEvent
 
