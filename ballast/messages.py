@@ -195,6 +195,8 @@ class RollInput(Message):
     request: RollRequest | None = None
     elect_preferred_leaders: bool = Field(default=True, description="after each broker, move leadership of "
                                                                     "its preferred partitions back to it")
+    racks: dict[int, str] = Field(default_factory=dict, description="broker node id -> rack, for rack-aware "
+                                                                  "batches (the whole rack counts as down)")
 
 
 class RollExtend(Message):
