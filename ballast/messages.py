@@ -159,6 +159,7 @@ class WorkflowStatusView(Message):
     pending_generation: int | None = None
     step: str = ""
     message: str = ""
+    roll: str = Field(default="", description="workflow id of the roll running now, if any")
 
 
 # --- rolling restarts (issue 5) ----------------------------------------------------------------------------

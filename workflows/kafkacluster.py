@@ -12,9 +12,16 @@ The runbook it follows, pass after pass:
 5. **Plan** (pure, :mod:`ballast.planner`) and **act** step by step, with ``status.currentOperation`` showing
    ``step i/n``. A newer generation or a deletion interrupts the running step: activities are idempotent and
    the next pass re-plans from a fresh observation.
-6. **Report**: phase and conditions (Ready / Reconciling / Degraded / Invalid), ``observedGeneration``,
+6. **Roll** when needed (issue 5): after the plan, dynamic broker settings that changed are applied live
+   (``apply_dynamic_configs``), and pods not on their StatefulSet's update revision, a new
+   ``kafka.ballast.dev/roll`` annotation token or a ``request_roll`` update start a ``RollWorkflow`` child
+   (``roll/<ns>/<name>/<n>``, one at a time; a request while it runs extends it). The roll reports progress
+   back (``roll_progress``), shown in ``currentOperation`` (type ``Roll``, step i/n, the pod in flight);
+   ``pause``/``resume`` hold it at its next step boundary, ``cancel_operation`` stops it there. A roll that
+   failed or was cancelled is not restarted on its own for the same revisions (a new spec or request does).
+7. **Report**: phase and conditions (Ready / Reconciling / Degraded / Invalid), ``observedGeneration``,
    replica counts, ``lastOperation``, Events.
-7. **Continue-as-new** when Temporal suggests it, carrying queued signals and state in the input.
+8. **Continue-as-new** when Temporal suggests it (never while a roll runs), carrying queued signals and state.
 
 Nothing here does I/O: every side effect is an activity called by its contract name
 (:mod:`activities.contracts`), so tests can run this workflow against fakes.
@@ -31,30 +38,50 @@ from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from activities import contracts as act
-    from ballast import planner
-    from ballast.manifests.names import Role, node_ids
+    from ballast import planner, roll
+    from ballast.manifests.names import Role, config_map_name, node_ids
     from ballast.messages import (
         QUERY_PLAN,
         QUERY_STATUS,
+        ROLL_ANNOTATION,
+        ROLL_SIGNAL_CANCEL,
+        ROLL_SIGNAL_EXTEND,
+        ROLL_SIGNAL_PAUSE,
+        ROLL_SIGNAL_RESUME,
+        ROLL_WORKFLOW_NAME,
         SA_CLUSTER_NAME,
         SA_CLUSTER_NAMESPACE,
         SA_CLUSTER_PHASE,
         SIGNAL_OBSERVED_CHANGED,
+        SIGNAL_ROLL_PROGRESS,
         SIGNAL_SPEC_CHANGED,
+        UPDATE_CANCEL_OPERATION,
         UPDATE_PAUSE,
+        UPDATE_REQUEST_ROLL,
         UPDATE_RESUME,
+        CancelRequest,
         KafkaClusterWorkflowInput,
         ObservedChanged,
         PauseRequest,
         ResumeRequest,
+        RollExtend,
+        RollHold,
+        RollInput,
+        RollProgress,
+        RollRequest,
+        RollRequestAccepted,
+        RollResult,
+        RollStep,
         SpecChanged,
         WorkflowStatusView,
+        roll_workflow_id,
     )
     from ballast.observed import ObservedCluster, PodState
     from ballast.spec import KafkaClusterSpec
@@ -71,6 +98,12 @@ MAX_PENDING_OBSERVED = 20
 # A failed pass is retried after 30 s, doubling up to 10 minutes while it keeps failing.
 RETRY_FIRST = timedelta(seconds=30)
 RETRY_MAX = timedelta(minutes=10)
+# After applying a StatefulSet, its status (updateRevision) is re-observed until the StatefulSet controller has
+# caught up: this many times, waiting 1, 2, 4... seconds in between.
+SETTLE_ATTEMPTS = 6
+OPERATION_ROLL = "Roll"
+# workflow.patched id of the roll integration (the re-observation after applying a StatefulSet).
+ROLL_PATCH = "roll-after-apply"
 
 SA_NAME = SearchAttributeKey.for_keyword(SA_CLUSTER_NAME)
 SA_NAMESPACE = SearchAttributeKey.for_keyword(SA_CLUSTER_NAMESPACE)
@@ -87,7 +120,7 @@ class _Options:
 
 
 # Errors retrying cannot fix (the activities raise them non-retryable too; listing them is belt and braces).
-_NON_RETRYABLE = ["InvalidManifest", "OwnershipConflict", "ValidationError"]
+_NON_RETRYABLE = ["InvalidManifest", "OwnershipConflict", "ValidationError", "ConfigRejected"]
 
 # Reads and writes to the API server: transient errors (429, 5xx, 409 storms) retry with back-off for about
 # two and a half minutes, then the pass fails and is retried later with the cluster reported Degraded.
@@ -108,6 +141,8 @@ _WAIT = _Options(
                       maximum_interval=timedelta(minutes=1), maximum_attempts=3,
                       non_retryable_error_types=_NON_RETRYABLE),
 )
+# Kafka admin calls (dynamic broker settings): bounded by the operator's Kafka timeouts.
+_KAFKA = _Options(start_to_close=timedelta(minutes=1), retry=_KUBE_RETRY)
 # Events are for people; never hold up a reconcile for one.
 _EVENT = _Options(
     start_to_close=timedelta(seconds=30),
@@ -159,6 +194,49 @@ def _merged(written: dict[str, Any], update: act.StatusUpdate) -> dict[str, Any]
 
 
 @dataclass
+class _RunningRoll:
+    """The roll this workflow started (``handle``) or adopted (a roll started by hand that reports here)."""
+
+    workflow_id: str
+    handle: workflow.ChildWorkflowHandle[Any, RollResult] | None
+    started_at: str
+    revisions: str
+    reason: str = ""
+    # (node id, target) of every step sent to it: a revision-change step targets the update revision, a manual
+    # one its request. A pass sends only what is new, so its many observations merge nothing twice.
+    sent: set[tuple[int, str]] | None = None
+    progress: RollProgress | None = None
+    cancel: str = ""
+
+
+def _revisions(observed: ObservedCluster) -> str:
+    """The update revisions a roll brings the pods to: the key of a roll hold."""
+    return "/".join(s.update_revision if s else "" for s in (observed.controllers, observed.brokers))
+
+
+def _combined(requests: list[RollRequest]) -> RollRequest | None:
+    """Several queued roll requests as one: every pod if any asks for all, else the union of the ids."""
+    if not requests:
+        return None
+    reason = "; ".join(dict.fromkeys(r.reason or "requested" for r in requests))
+    if any(r.brokers is None for r in requests):
+        return RollRequest(reason=reason, brokers=None)
+    ids = list(dict.fromkeys(n for r in requests for n in r.brokers or []))
+    return RollRequest(reason=reason, brokers=ids)
+
+
+def _without_health_waits(plan: planner.Plan) -> planner.Plan:
+    """``plan`` minus its health waits, for a pass during a roll: a pod down for a restart is expected (the roll's
+    own gates and waits cover it), and waiting for it here would only fail the pass. After the roll, a pass
+    checks health again."""
+    steps = tuple(s for s in plan.steps
+                  if not isinstance(s, planner.WaitControllersReady | planner.WaitBrokersRegistered))
+    if all(isinstance(s, planner.MarkReady) for s in steps):
+        return planner.Plan()
+    return planner.Plan(steps, plan.operation)
+
+
+@dataclass
 class _Condition:
     type: ConditionType
     status: Literal["True", "False", "Unknown"]
@@ -203,6 +281,17 @@ class KafkaClusterWorkflow:
         self._counts: dict[str, int] = {}
         # The status as this run last wrote it (see _write_status); empty after a start or continue-as-new.
         self._status_written: dict[str, Any] = {}
+        # Rolling restarts.
+        self._last_roll_token = input.last_roll_token
+        self._roll_count = input.roll_count
+        self._roll_requests: list[RollRequest] = list(input.pending_roll_requests)
+        self._applied_spec: dict[str, Any] | None = input.applied_spec
+        self._roll_hold: RollHold | None = input.roll_hold
+        self._roll: _RunningRoll | None = None
+        self._roll_done: RollResult | None = None  # finished, not reported yet
+        self._roll_report_due = False
+        self._roll_watch: asyncio.Task[None] | None = None
+        self._applied_updates: list[str] = []  # "Kind/name" this pass' applies updated
 
     # --- run -------------------------------------------------------------------------------------------
 
@@ -224,14 +313,19 @@ class KafkaClusterWorkflow:
                 return result
 
     async def _wait_for_work(self) -> None:
-        """Return when a pass should run, or continue-as-new is due."""
+        """Return when a pass should run, or continue-as-new is due. Roll progress is reported meanwhile."""
         while True:
+            if self._roll_report_due:
+                await self._report_roll()
+                continue
             try:
                 await workflow.wait_condition(
-                    lambda: self._work_ready() or self._continue_as_new_due(),
+                    lambda: self._work_ready() or self._continue_as_new_due() or self._roll_report_due,
                     timeout=self._retry_delay(), timeout_summary="retry the failed pass")
             except TimeoutError:
                 self._pass_due = True
+                continue
+            if self._roll_report_due:
                 continue
             if self._continue_as_new_due():
                 return
@@ -258,6 +352,8 @@ class KafkaClusterWorkflow:
         return min(delay, RETRY_MAX)
 
     def _continue_as_new_due(self) -> bool:
+        if self._roll is not None or self._roll_done is not None or self._roll_report_due:
+            return False  # the roll reports to this run and is awaited by it: continue after it ended
         if self._max_passes is not None and self._passes >= self._max_passes:
             return True
         return workflow.info().is_continue_as_new_suggested()
@@ -272,7 +368,9 @@ class KafkaClusterWorkflow:
             namespace=self._ref.namespace, name=self._ref.name, pending_spec=self._pending_spec,
             pending_observed=observed, processed_generation=self._processed_generation, paused=self._paused,
             pause_reason=self._pause_reason, uid=self._uid, phase=self._phase.value,
-            consecutive_failures=self._failures, max_passes_before_continue_as_new=self._max_passes)
+            consecutive_failures=self._failures, max_passes_before_continue_as_new=self._max_passes,
+            last_roll_token=self._last_roll_token, roll_count=self._roll_count,
+            pending_roll_requests=self._roll_requests, applied_spec=self._applied_spec, roll_hold=self._roll_hold)
 
     # --- one pass --------------------------------------------------------------------------------------
 
@@ -319,14 +417,23 @@ class KafkaClusterWorkflow:
             return
         self._invalid = None
         plan = planner.plan_reconcile(observed, spec)
+        if self._roll is not None:
+            # Pods down for the roll are the roll's business (its gates and waits): no health waits here.
+            plan = _without_health_waits(plan)
         self._start_plan(plan)
         if plan and not await self._act_interruptibly(plan, observed, spec):
             return
         if self._plan_done < len(plan):  # paused between steps
             return
+        observed, held = await self._after_plan(observed, spec, plan)
         self._mark_processed(observed.generation)
         self._failures = 0
-        await self._report_ready(observed, spec, plan)
+        if self._roll is not None:
+            await self._report_rolling(observed, spec)
+        elif held is not None:
+            await self._report_held(observed, spec, held)
+        else:
+            await self._report_ready(observed, spec, plan)
 
     async def _act_interruptibly(self, plan: planner.Plan, observed: ObservedCluster,
                                  spec: KafkaClusterSpec) -> bool:
@@ -417,10 +524,11 @@ class KafkaClusterWorkflow:
     async def _apply(self, components: list[act.Component], observed: ObservedCluster) -> None:
         if self._cluster_id is None:
             raise AssertionError("the plan applies manifests before the cluster id is fixed")
-        await self._call(act.APPLY_MANIFESTS, act.ApplyManifestsInput(
+        result: act.ApplyManifestsResult = await self._call(act.APPLY_MANIFESTS, act.ApplyManifestsInput(
             ref=self._ref, uid=observed.uid, spec=observed.spec, cluster_id=self._cluster_id,
             components=components), _APPLY, f"apply {' and '.join(components)} manifests",
             act.ApplyManifestsResult)
+        self._applied_updates += result.updated
 
     async def _wait(self, activity: str, expected: int, observed: ObservedCluster, summary: str) -> act.WaitResult:
         result: act.WaitResult = await self._call(
@@ -428,12 +536,285 @@ class KafkaClusterWorkflow:
             act.WaitResult)
         return result
 
+    # --- rolling restarts ------------------------------------------------------------------------------
+
+    async def _after_plan(self, observed: ObservedCluster, spec: KafkaClusterSpec,
+                          plan: planner.Plan) -> tuple[ObservedCluster, tuple[int, RollHold] | None]:
+        """After the plan: apply changed dynamic broker settings, then start or extend a roll if pods need one.
+        Returns the observation the roll was planned from, and (pods waiting, hold) when a hold keeps a needed
+        roll from starting."""
+        updated = set(self._applied_updates)
+        fresh = observed
+        if any(u.startswith("StatefulSet/") for u in updated) and workflow.patched(ROLL_PATCH):
+            # A template change shows as a new updateRevision in the StatefulSet's status: observe it.
+            fresh = await self._observe_settled()
+        removed: list[str] = []
+        if f"ConfigMap/{config_map_name(self._ref.name, Role.BROKER)}" in updated:
+            removed = await self._apply_dynamic(spec)
+        self._applied_spec = observed.spec
+        return fresh, await self._maybe_roll(fresh, spec, plan, removed)
+
+    async def _observe_settled(self) -> ObservedCluster:
+        """Observe until the StatefulSet controller has processed the applied generations (bounded)."""
+        delay = timedelta(seconds=1)
+        fresh = await self._observe()
+        for _ in range(SETTLE_ATTEMPTS):
+            if all(s is None or not s.exists or s.observed_generation >= s.generation
+                   for s in (fresh.controllers, fresh.brokers)):
+                break
+            await workflow.sleep(delay, summary="let the StatefulSet controller record the new revision")
+            delay *= 2
+            fresh = await self._observe()
+        return fresh
+
+    async def _apply_dynamic(self, spec: KafkaClusterSpec) -> list[str]:
+        """Apply the broker settings Kafka takes live (``ballast.roll.classify_change`` against the spec applied
+        before); returns the dynamic settings that were removed (those need a restart as well)."""
+        old: KafkaClusterSpec | None = None
+        if self._applied_spec is not None:
+            old, errors = parse_spec(self._applied_spec)
+            old = old if not errors else None
+        change = roll.classify_change(old, spec)
+        if not change.dynamic:
+            return []
+        cluster_wide, per_broker = roll.split_dynamic(change.dynamic, spec.version)
+        await self._call(act.APPLY_DYNAMIC_CONFIGS, act.DynamicConfigsInput(
+            ref=self._ref, cluster_wide=cluster_wide, per_broker=per_broker,
+            brokers=node_ids(Role.BROKER, spec.brokers.replicas) if per_broker else []),
+            _KAFKA, f"apply {len(change.dynamic)} dynamic broker settings", act.DynamicConfigsResult)
+        shown = ", ".join(f"{k}={v}" if v is not None else f"{k} (removed)" for k, v in change.dynamic.items())
+        await self._event("Normal", "ConfigApplied", f"applied without a restart: {shown}")
+        return [k for k, v in change.dynamic.items() if v is None]
+
+    async def _maybe_roll(self, observed: ObservedCluster, spec: KafkaClusterSpec, plan: planner.Plan,
+                          removed: list[str]) -> tuple[int, RollHold] | None:
+        """Start a roll (or extend the running one) for the pods on an old revision, a new roll annotation token,
+        removed dynamic settings and queued ``request_roll`` updates."""
+        requests = list(self._roll_requests)
+        token = observed.annotations.get(ROLL_ANNOTATION, "")
+        if token and token != self._last_roll_token and plan.operation != planner.OPERATION_PROVISIONING:
+            requests.append(RollRequest(reason=f"annotation {ROLL_ANNOTATION}={token}"))
+        if removed:
+            requests.append(RollRequest(
+                reason=f"removed broker settings ({', '.join(removed)}) stay in effect until a restart",
+                brokers=node_ids(Role.BROKER, spec.brokers.replicas)))
+        request = _combined(requests)
+        wanted = roll.plan_roll(observed, request, rack_aware=spec.roll_policy.rack_aware)
+        revisions = _revisions(observed)
+        held: tuple[int, RollHold] | None = None
+        if self._roll is not None:
+            if not await self._extend_roll(self._roll, wanted, request, observed):
+                return None  # the roll just ended: the requests stay queued for the next pass
+        elif not wanted:
+            self._roll_hold = None  # nothing to roll: whatever held a roll back is moot
+        elif request is None and self._roll_hold is not None and self._roll_hold.revisions == revisions:
+            held = (len(wanted), self._roll_hold)
+        elif wanted.blocked:
+            self._roll_hold = RollHold(revisions=revisions, outcome="Failed", message=wanted.blocked)
+            await self._event("Warning", "RollBlocked", wanted.blocked)
+            held = (len(wanted), self._roll_hold)
+        else:
+            await self._start_roll(wanted, request, spec, observed)
+        self._roll_requests = []
+        if token:
+            self._last_roll_token = token
+        return held
+
+    @staticmethod
+    def _step_key(step: RollStep, observed: ObservedCluster) -> tuple[int, str]:
+        """What a step restarts a pod for: its update revision, or a request (every request is new)."""
+        sts = observed.controllers if step.role == Role.CONTROLLER.value else observed.brokers
+        return step.node_id, (sts.update_revision if sts else "") if step.if_outdated else "requested"
+
+    async def _start_roll(self, wanted: roll.RollPlan, request: RollRequest | None, spec: KafkaClusterSpec,
+                          observed: ObservedCluster) -> None:
+        self._roll_count += 1
+        roll_id = roll_workflow_id(self._ref.namespace, self._ref.name, self._roll_count)
+        reasons = ([request.reason] if request is not None else []) + (
+            ["the pod template changed"] if any(s.if_outdated for s in wanted.steps) else [])
+        reason = "; ".join(reasons) or "requested"
+        racks = {p.node_id: p.rack for p in observed.broker_pods if p.rack}
+        handle = await workflow.start_child_workflow(
+            ROLL_WORKFLOW_NAME, RollInput(ref=self._ref, steps=list(wanted.steps), policy=spec.roll_policy,
+                                          reason=reason, racks=racks),
+            id=roll_id, result_type=RollResult, parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+            static_summary=f"roll {self._ref.namespace}/{self._ref.name}: {reason}"[:200])
+        state = _RunningRoll(workflow_id=roll_id, handle=handle, started_at=_timestamp(),
+                             revisions=_revisions(observed), reason=reason,
+                             sent={self._step_key(s, observed) for s in wanted.steps})
+        self._roll = state
+        self._roll_hold = None
+        self._roll_watch = asyncio.create_task(self._watch_roll(state, handle))
+        self._roll_report_due = True
+        self._show()
+
+    async def _extend_roll(self, state: _RunningRoll, wanted: roll.RollPlan, request: RollRequest | None,
+                           observed: ObservedCluster) -> bool:
+        """Merge what is new in ``wanted`` into the running roll; False when it could not be told (it ended)."""
+        sent = state.sent if state.sent is not None else set()
+        new = [s for s in wanted.steps if not s.if_outdated or self._step_key(s, observed) not in sent]
+        if not new:
+            return True
+        reason = request.reason if request is not None else "a newer pod template"
+        if not await self._signal_roll(ROLL_SIGNAL_EXTEND, RollExtend(steps=new, reason=reason)):
+            return False
+        state.sent = sent | {self._step_key(s, observed) for s in new}
+        state.revisions = _revisions(observed)
+        await self._event("Normal", "RollExtended", f"{state.workflow_id}: + "
+                          + ", ".join(s.describe() for s in new) + f" ({reason})")
+        return True
+
+    async def _watch_roll(self, state: _RunningRoll, handle: workflow.ChildWorkflowHandle[Any, RollResult]) -> None:
+        try:
+            result = await handle
+        except ChildWorkflowError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            result = RollResult(workflow_id=state.workflow_id, outcome="Failed",
+                                message=f"the roll workflow ended abnormally: {message}")
+        self._roll_finished(result)
+
+    def _roll_finished(self, result: RollResult) -> None:
+        state = self._roll
+        if state is None or state.workflow_id != result.workflow_id:
+            return
+        self._roll = None
+        self._roll_done = result
+        if result.outcome != "Succeeded" and state.revisions:
+            # Not again on its own for the same revisions: a new spec or request_roll starts the next one.
+            self._roll_hold = RollHold(revisions=state.revisions, outcome=result.outcome, message=result.message)
+        self._roll_report_due = True
+        self._pass_due = True  # observe afresh: Ready, or the next roll
+        self._show()
+
+    async def _signal_roll(self, name: str, arg: BaseModel) -> bool:
+        state = self._roll
+        if state is None:
+            return False
+        try:
+            await workflow.get_external_workflow_handle(state.workflow_id).signal(name, arg)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # the roll ended meanwhile (its result is on the way)
+            workflow.logger.info("%s not delivered to %s: %s", name, state.workflow_id, err)
+            return False
+        return True
+
+    def _roll_operation(self, state: _RunningRoll) -> dict[str, Any]:
+        """``currentOperation`` for the roll: step i/n and the pod(s) in flight, progress, why it waits."""
+        p = state.progress
+        if p is None:
+            return {"type": OPERATION_ROLL, "workflowId": state.workflow_id, "step": "starting",
+                    "progress": state.reason[:256], "startedAt": state.started_at}
+        progress = f"{p.done}/{p.total} pods done" + (" (paused)" if p.paused else "")
+        if p.waiting:
+            progress += f"; waiting: {p.waiting}"
+        return {"type": OPERATION_ROLL, "workflowId": state.workflow_id,
+                "step": (f"{p.step} in flight" if p.in_flight else p.step or "finishing")[:256],
+                "progress": progress[:1024], "startedAt": state.started_at}
+
+    def _roll_message(self, state: _RunningRoll) -> str:
+        p = state.progress
+        if p is None:
+            return f"roll {state.workflow_id} starting: {state.reason}"
+        now = p.waiting or (f"restarting {p.step}" if p.in_flight else f"next: {p.step}")
+        return f"roll {state.workflow_id}: {p.done}/{p.total} pods done; {now}"
+
+    async def _report_roll(self) -> None:
+        """Write the running roll's progress, or its end, to status (between passes; best effort)."""
+        self._roll_report_due = False
+        done, state = self._roll_done, self._roll
+        try:
+            if done is not None:
+                self._roll_done = None
+                await self._report_roll_end(done)
+            elif state is not None:
+                if self._phase in (Phase.READY, Phase.RECONCILING, Phase.DEGRADED):
+                    self._set_phase(Phase.RECONCILING)
+                self._message = self._roll_message(state)
+                self._show()
+                await self._write_status(act.StatusUpdate(
+                    ref=self._ref, phase=self._phase.value,
+                    conditions=[_Condition(ConditionType.RECONCILING, "True", "Rolling", self._message).update()],
+                    current_operation=self._roll_operation(state)), summary="report roll progress")
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise
+            workflow.logger.warning("roll progress not reported: %s", _failure_message(err))
+
+    async def _report_roll_end(self, result: RollResult) -> None:
+        last = {"type": OPERATION_ROLL, "workflowId": result.workflow_id, "result": result.outcome,
+                "message": result.message[:1024], "finishedAt": _timestamp()}
+        conditions: list[_Condition]
+        if result.outcome == "Failed":
+            self._set_phase(Phase.DEGRADED)
+            conditions = [_Condition(ConditionType.DEGRADED, "True", "RollFailed", result.message),
+                          _Condition(ConditionType.RECONCILING, "False", "RollFailed", result.message)]
+        elif result.outcome == "Cancelled":
+            conditions = [_Condition(ConditionType.RECONCILING, "False", "RollCancelled", result.message)]
+        else:
+            conditions = [_Condition(ConditionType.RECONCILING, "False", "RollComplete", result.message)]
+        self._message = f"roll {result.workflow_id} {result.outcome.lower()}: {result.message}"
+        self._show()
+        await self._write_status(act.StatusUpdate(
+            ref=self._ref, phase=self._phase.value, conditions=[c.update() for c in conditions],
+            current_operation={}, last_operation=last), summary=f"report roll {result.outcome}")
+
+    async def _report_rolling(self, observed: ObservedCluster, spec: KafkaClusterSpec) -> None:
+        """The pass is done while a roll runs: the cluster serves (the gates see to it) and is Reconciling."""
+        assert self._roll is not None
+        self._set_phase(Phase.RECONCILING)
+        self._step = ""
+        self._message = self._roll_message(self._roll)
+        update = act.StatusUpdate(
+            ref=self._ref, observed_generation=observed.generation, phase=Phase.RECONCILING.value,
+            conditions=[c.update() for c in (
+                _Condition(ConditionType.RECONCILING, "True", "Rolling", self._message),
+                _Condition(ConditionType.READY, "True", "Rolling",
+                           "serving while pods restart behind the can-roll gates"),
+                _Condition(ConditionType.DEGRADED, "False", "Healthy"),
+                _Condition(ConditionType.INVALID, "False", "SpecValid"))],
+            brokers_desired=spec.brokers.replicas, controllers_desired=spec.controllers.replicas,
+            current_operation=self._roll_operation(self._roll),
+            last_operation=self._last_operation("Succeeded", f"generation {observed.generation} applied")
+            if self._operation else None)
+        await self._write_status(update, summary="report the roll")
+        self._operation = None
+
+    async def _report_held(self, observed: ObservedCluster, spec: KafkaClusterSpec,
+                           held: tuple[int, RollHold]) -> None:
+        """Pods still need a restart but the last roll for these revisions failed or was cancelled."""
+        pending, hold = held
+        message = (f"{pending} pods not restarted: the roll {'stopped' if hold.outcome == 'Failed' else 'was cancelled'}"
+                   f" ({hold.message}); a new spec or request_roll starts another")
+        failed = hold.outcome == "Failed"
+        self._set_phase(Phase.DEGRADED if failed else Phase.READY)
+        self._step = ""
+        self._message = message
+        reason = "RollFailed" if failed else "RollCancelled"
+        update = act.StatusUpdate(
+            ref=self._ref, observed_generation=observed.generation, phase=self._phase.value,
+            conditions=[c.update() for c in (
+                _Condition(ConditionType.DEGRADED, "True" if failed else "False", reason if failed else "Healthy",
+                           message if failed else ""),
+                _Condition(ConditionType.RECONCILING, "False", reason, message),
+                _Condition(ConditionType.INVALID, "False", "SpecValid"))],
+            brokers_desired=spec.brokers.replicas, controllers_desired=spec.controllers.replicas,
+            current_operation={} if self._operation else None,
+            last_operation=self._last_operation("Succeeded", f"generation {observed.generation} applied")
+            if self._operation else None)
+        await self._write_status(update, summary="report the held roll")
+        self._operation = None
+
     # --- deletion --------------------------------------------------------------------------------------
 
     async def _delete(self, observed: ObservedCluster) -> str:
         """Cleanup per deleteClaim, then release the finalizer; the API server then deletes the object."""
         plan = planner.plan_deletion(observed)
         self._start_plan(plan)
+        if self._roll is not None:
+            # Not worth finishing: the cluster goes. The roll still lets its restart in flight end first.
+            await self._signal_roll(ROLL_SIGNAL_CANCEL, CancelRequest(reason="the KafkaCluster is being deleted"))
         self._set_phase(Phase.DELETING)
         self._operation = {"type": plan.operation, "workflowId": workflow.info().workflow_id,
                            "startedAt": _timestamp()}
@@ -470,6 +851,7 @@ class KafkaClusterWorkflow:
     async def _after_failure(self, err: ActivityError) -> str | None:
         """A step failed after its retries. Often the cluster was deleted under us: look before reporting."""
         self._failures += 1
+        self._roll_report_due = self._roll_report_due or self._roll is not None
         message = _failure_message(err)
         workflow.logger.warning("pass failed at %s: %s", self._step or "observe", message)
         try:
@@ -516,6 +898,7 @@ class KafkaClusterWorkflow:
         self._plan_done = 0
         self._counts = {}
         self._step = ""
+        self._applied_updates = []
 
     async def _begin_operation(self, plan: planner.Plan, spec: KafkaClusterSpec) -> None:
         provisioning = plan.operation == planner.OPERATION_PROVISIONING
@@ -679,6 +1062,12 @@ class KafkaClusterWorkflow:
             lines.append(f"- queued: {len(self._pending_observed)} observed change(s)")
         if self._failures:
             lines.append(f"- failed passes in a row: {self._failures}")
+        if self._roll is not None:
+            lines.append(f"- {self._roll_message(self._roll)}")
+        elif self._roll_hold is not None:
+            lines.append(f"- roll held ({self._roll_hold.outcome}): {self._roll_hold.message}")
+        if self._roll_requests:
+            lines.append(f"- queued: {len(self._roll_requests)} roll request(s)")
         workflow.set_current_details("\n".join(lines))
 
     def _view(self) -> WorkflowStatusView:
@@ -686,18 +1075,23 @@ class KafkaClusterWorkflow:
             namespace=self._ref.namespace, name=self._ref.name, phase=self._phase.value, paused=self._paused,
             processed_generation=self._processed_generation,
             pending_generation=self._pending_spec.generation if self._pending_spec else None,
-            step=self._step, message=self._message)
+            step=self._step, message=self._message, roll=self._roll.workflow_id if self._roll else "")
 
     # --- signals ---------------------------------------------------------------------------------------
 
     @workflow.signal(name=SIGNAL_SPEC_CHANGED)
     def spec_changed(self, change: SpecChanged) -> None:
-        """Queue a desired generation; only the newest one matters, stale and duplicate ones are dropped."""
+        """Queue a desired generation; only the newest one matters, stale and duplicate ones are dropped.
+        A new ``kafka.ballast.dev/roll`` token (no new generation) makes a pass due: it starts the roll."""
         if change.uid and self._uid and change.uid != self._uid:
             # A re-created KafkaCluster: its generations restart, so nothing processed before counts.
             self._uid = change.uid
             self._processed_generation = 0
             self._pending_spec = None
+        token = change.annotations.get(ROLL_ANNOTATION, "")
+        if token and token != self._last_roll_token and not self._pass_due:
+            self._pass_due = True
+            self._show()
         newer = change.generation > self._processed_generation
         if not newer and not change.deleting:
             return
@@ -741,7 +1135,36 @@ class KafkaClusterWorkflow:
         if self._invalid is not None:
             lines.append(f"waiting for a valid spec: generation {self._invalid[0]}: {self._invalid[1]}")
         lines += planner.describe_plan(self._plan)[self._plan_done:]
+        if self._roll is not None:
+            lines.append(f"{self._roll_message(self._roll)} (its steps: the plan query of {self._roll.workflow_id})")
+        elif self._roll_hold is not None:
+            lines.append(f"roll held ({self._roll_hold.outcome}): {self._roll_hold.message}")
+        if self._roll_requests:
+            lines.append(f"queued: {len(self._roll_requests)} roll request(s): start or extend a roll")
         return lines
+
+    @workflow.signal(name=SIGNAL_ROLL_PROGRESS)
+    def roll_progress(self, progress: RollProgress) -> None:
+        """Progress of the roll this workflow runs -- or of one started by hand for this cluster, which is then
+        tracked (and merged into) as if it had started it."""
+        state = self._roll
+        if state is None:
+            if progress.outcome != "Running":
+                return  # the end of a roll already accounted for
+            state = self._roll = _RunningRoll(workflow_id=progress.workflow_id, handle=None,
+                                              started_at=_timestamp(), revisions="", reason=progress.reason,
+                                              sent=set())
+        elif state.workflow_id != progress.workflow_id:
+            workflow.logger.warning("roll %s reports while %s runs: ignored", progress.workflow_id,
+                                    state.workflow_id)
+            return
+        state.progress = progress
+        if progress.outcome != "Running" and state.handle is None:
+            self._roll_finished(RollResult(workflow_id=progress.workflow_id, outcome=progress.outcome,
+                                           message=progress.message))
+            return
+        self._roll_report_due = True
+        self._show()
 
     # --- updates ---------------------------------------------------------------------------------------
 
@@ -751,6 +1174,8 @@ class KafkaClusterWorkflow:
         self._paused = True
         self._pause_reason = request.reason
         self._show()
+        if self._roll is not None:
+            await self._signal_roll(ROLL_SIGNAL_PAUSE, PauseRequest(reason=request.reason))
         await self._event("Normal", "ReconcilePaused", request.reason or "paused by an operator")
         return self._view()
 
@@ -770,6 +1195,8 @@ class KafkaClusterWorkflow:
         self._pause_reason = ""
         self._pass_due = True
         self._show()
+        if self._roll is not None:
+            await self._signal_roll(ROLL_SIGNAL_RESUME, ResumeRequest())
         await self._event("Normal", "ReconcileResumed", "resumed by an operator")
         return self._view()
 
@@ -777,3 +1204,46 @@ class KafkaClusterWorkflow:
     def _validate_resume(self, request: ResumeRequest) -> None:
         if not self._paused:
             raise ValueError(f"{self._ref.namespace}/{self._ref.name} is not paused")
+
+    @workflow.update(name=UPDATE_REQUEST_ROLL)
+    async def request_roll(self, request: RollRequest) -> RollRequestAccepted:
+        """Restart ``request.brokers`` (node ids; None: every pod), health-gated; merged into a running roll.
+        The next pass (right away, unless paused) starts or extends the roll."""
+        self._roll_requests.append(request)
+        self._pass_due = True
+        self._show()
+        what = "every pod" if request.brokers is None else f"nodes {request.brokers}"
+        running = self._roll.workflow_id if self._roll is not None else ""
+        message = f"{what}: merged into the running roll {running}" if running else f"{what}: a roll starts"
+        if self._paused:
+            message += " after resume (the cluster's workflow is paused)"
+        await self._event("Normal", "RollRequested", f"{request.reason or 'requested'}: {what}")
+        return RollRequestAccepted(accepted=True, merged_into=running, message=message)
+
+    @request_roll.validator
+    def _validate_request_roll(self, request: RollRequest) -> None:
+        where = f"{self._ref.namespace}/{self._ref.name}"
+        if self._finished:
+            raise ValueError(f"{where} is gone; there is nothing to roll")
+        if self._roll is None and self._phase is not Phase.READY and self._roll_hold is None:
+            raise ValueError(f"{where} is {self._phase.value}: a roll can be requested when the cluster is Ready "
+                             "or rolling")
+        if request.brokers is not None and (not request.brokers or any(n < 0 for n in request.brokers)):
+            raise ValueError("brokers: node ids (>= 0); leave it out to restart every pod")
+
+    @workflow.update(name=UPDATE_CANCEL_OPERATION)
+    async def cancel_operation(self, request: CancelRequest) -> WorkflowStatusView:
+        """Cancel the running roll at its next step boundary (the restart in flight finishes: every pod is back).
+        It is not restarted on its own for the same revisions; ``request_roll`` or a new spec starts another."""
+        state = self._roll
+        assert state is not None
+        state.cancel = request.reason or "cancelled by an operator"
+        await self._signal_roll(ROLL_SIGNAL_CANCEL, CancelRequest(reason=state.cancel))
+        await self._event("Normal", "RollCancelRequested", f"{state.workflow_id}: {state.cancel}")
+        return self._view()
+
+    @cancel_operation.validator
+    def _validate_cancel_operation(self, request: CancelRequest) -> None:
+        if self._roll is None:
+            raise ValueError(f"{self._ref.namespace}/{self._ref.name}: no operation to cancel (a running roll "
+                             "can be cancelled; pause holds a reconcile)")

@@ -441,7 +441,9 @@ async def test_drift_repairs_only_what_changed(env: WorkflowEnvironment) -> None
         before = len(fake.calls)
         await handle.signal(SIGNAL_SPEC_CHANGED, SpecChanged(generation=2))
         await until_phase(handle, "Ready", generation=2)
-        assert fake.names()[-3:] == [act.OBSERVE_CLUSTER, act.APPLY_MANIFESTS, act.WAIT_BROKERS_REGISTERED]
+        # The StatefulSet was updated: observed once more for its update revision (pods on an old one roll).
+        assert fake.names()[-4:] == [act.OBSERVE_CLUSTER, act.APPLY_MANIFESTS, act.WAIT_BROKERS_REGISTERED,
+                                     act.OBSERVE_CLUSTER]
         assert fake.status["observedGeneration"] == 2
         assert len(fake.calls) > before
 

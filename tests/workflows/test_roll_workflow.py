@@ -19,14 +19,19 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from temporalio import activity
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import contracts as act
 from ballast.messages import (
+    ROLL_ANNOTATION,
     ROLL_QUERY_PLAN,
     ROLL_QUERY_PROGRESS,
     ROLL_SIGNAL_EXTEND,
@@ -34,25 +39,58 @@ from ballast.messages import (
     ROLL_UPDATE_EXTEND,
     ROLL_UPDATE_PAUSE,
     ROLL_UPDATE_RESUME,
+    SA_CLUSTER_NAME,
+    SA_CLUSTER_NAMESPACE,
+    SA_CLUSTER_PHASE,
+    SIGNAL_OBSERVED_CHANGED,
+    SIGNAL_SPEC_CHANGED,
+    UPDATE_CANCEL_OPERATION,
+    UPDATE_PAUSE,
+    UPDATE_REQUEST_ROLL,
+    UPDATE_RESUME,
     CancelRequest,
     ClusterRef,
+    KafkaClusterWorkflowInput,
+    ObservedChanged,
     PauseRequest,
     ResumeRequest,
     RollExtend,
     RollInput,
     RollProgress,
     RollRequest,
+    RollRequestAccepted,
     RollResult,
     RollStep,
+    SpecChanged,
+    WorkflowStatusView,
+    roll_workflow_id,
 )
 from ballast.observed import KafkaState, ObservedCluster, PodState, StatefulSetState
 from ballast.spec import RollPolicy
+from tests.workflows.conftest import _test_server_binary
+from tests.workflows.test_kafkacluster_workflow import FakeCluster, idle, status, until_phase
+from workflows.kafkacluster import KafkaClusterWorkflow
 from workflows.roll import RollWorkflow
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="session"),
     pytest.mark.filterwarnings("error:.*handlers are still running:RuntimeWarning"),
 ]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """This module's own time-skipping server: the tests skip minutes of workflow time, which a test server
+    cannot do while some other test's abandoned activity is still outstanding there."""
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=_test_server_binary()
+    ) as environment:
+        keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+            namespace=environment.client.namespace,
+            search_attributes={SA_CLUSTER_NAME: keyword, SA_CLUSTER_NAMESPACE: keyword, SA_CLUSTER_PHASE: keyword},
+        ))
+        yield environment
 
 OLD, NEW = "demo-broker-old", "demo-broker-new"
 C_OLD, C_NEW = "demo-controller-old", "demo-controller-new"
@@ -101,6 +139,7 @@ class FakeKafka:
     stuck_after_restart: dict[int, str] = field(default_factory=dict)
     after_restart: Callable[[int], None] | None = None
     wait_cancelled: list[int] = field(default_factory=list)
+    update_revisions: dict[str, str] = field(default_factory=lambda: {"broker": NEW, "controller": C_NEW})
 
     @classmethod
     def cluster(cls, brokers: int = 4, controllers: int = 3, *, outdated: bool = True, **kwargs: Any) -> FakeKafka:
@@ -136,7 +175,7 @@ class FakeKafka:
         return [r for r in p.replicas if r not in self.down and r not in self.lagging and not self.pods[r].waiting]
 
     def _update_revision(self, role: str) -> str:
-        return C_NEW if role == "controller" else NEW
+        return self.update_revisions[role]
 
     # The activities.
 
@@ -555,3 +594,265 @@ async def test_roll_input_is_plain_json() -> None:
                        "policy": {"maxUnavailable": 1, "gateBudget": "5m"}})
     parsed = RollInput.model_validate_json(text)
     assert parsed.steps[0].node_id == 2 and parsed.policy is not None and parsed.policy.gate_budget == "5m"
+
+
+# --- the cluster workflow and its rolls ----------------------------------------------------------------------
+
+@dataclass
+class RollingCluster(FakeCluster):
+    """``FakeCluster`` whose pods have revisions (a StatefulSet template change bumps the role's update revision,
+    as the StatefulSet controller does) and whose roll activities are ``FakeKafka``'s."""
+
+    kafka: FakeKafka = field(default_factory=FakeKafka)
+    annotations: dict[str, str] = field(default_factory=dict)
+    dynamic: list[act.DynamicConfigsInput] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.kafka.namespace = self.namespace
+        self.kafka.update_revisions = {"broker": "demo-broker-r1", "controller": "demo-controller-r1"}
+
+    def activities(self) -> list[Callable[..., Any]]:
+        k = self.kafka
+        return [*super().activities(), k.observe_roll_gate, k.restart_pod, k.wait_pod_rolled,
+                k.elect_preferred_leaders, self.apply_dynamic_configs]
+
+    def _sync_pods(self) -> None:
+        spec = self._parsed_spec(self.spec)
+        for role, ids in (("broker", range(spec.brokers.replicas)),
+                          ("controller", range(1000, 1000 + spec.controllers.replicas))):
+            if ("StatefulSet", f"demo-{role}") not in self.live:
+                continue
+            for node_id in ids:
+                if node_id not in self.kafka.pods:
+                    self.kafka.pods[node_id] = Pod(node_id, f"uid-{node_id}-0", self.kafka.update_revisions[role])
+
+    @activity.defn(name=act.OBSERVE_CLUSTER)
+    async def observe_cluster(self, ref: ClusterRef) -> ObservedCluster:
+        observed = await super().observe_cluster(ref)
+        if not observed.found:
+            return observed
+        self._sync_pods()
+        k = self.kafka
+
+        def states(role: str) -> list[PodState]:
+            return [PodState(name=p.name, node_id=p.node_id, ready=p.ready and p.node_id not in k.down, uid=p.uid,
+                             revision=p.revision, waiting_reason=p.waiting, phase="Running")
+                    for p in sorted(k.pods.values(), key=lambda p: p.node_id) if p.role == role]
+
+        update = {"annotations": dict(self.annotations)}
+        if observed.controllers and observed.controllers.exists:
+            update["controllers"] = observed.controllers.model_copy(
+                update={"update_revision": k.update_revisions["controller"]})
+            update["controller_pods"] = states("controller")
+        if observed.brokers and observed.brokers.exists:
+            update["brokers"] = observed.brokers.model_copy(update={"update_revision": k.update_revisions["broker"]})
+            update["broker_pods"] = states("broker")
+        if observed.kafka.quorum_leader_id is not None:
+            update["kafka"] = observed.kafka.model_copy(update={"quorum_leader_id": k.leader})
+        return observed.model_copy(update=update)
+
+    @activity.defn(name=act.APPLY_MANIFESTS)
+    async def apply_manifests(self, inp: act.ApplyManifestsInput) -> act.ApplyManifestsResult:
+        result = await super().apply_manifests(inp)
+        for updated in result.updated:
+            kind, name = updated.split("/", 1)
+            if kind == "StatefulSet":
+                role = name.rsplit("-", 1)[1]
+                number = int(self.kafka.update_revisions[role].rsplit("r", 1)[1]) + 1
+                self.kafka.update_revisions[role] = f"demo-{role}-r{number}"
+        return result
+
+    @activity.defn(name=act.APPLY_DYNAMIC_CONFIGS)
+    async def apply_dynamic_configs(self, inp: act.DynamicConfigsInput) -> act.DynamicConfigsResult:
+        self.calls.append((act.APPLY_DYNAMIC_CONFIGS, inp))
+        self.dynamic.append(inp)
+        return act.DynamicConfigsResult(applied=[f"cluster: {k}={v}" for k, v in inp.cluster_wide.items()])
+
+
+@dataclass
+class ClusterRun:
+    env: WorkflowEnvironment
+    client: Client
+    fake: RollingCluster
+    task_queue: str
+
+    async def start(self, **input: Any) -> WorkflowHandle[Any, Any]:
+        return await self.client.start_workflow(
+            KafkaClusterWorkflow.run,
+            KafkaClusterWorkflowInput(namespace=self.fake.namespace, name=self.fake.name, **input),
+            id=self.fake.workflow_id, task_queue=self.task_queue, start_signal=SIGNAL_SPEC_CHANGED,
+            start_signal_args=[SpecChanged(generation=1, uid=self.fake.uid)])
+
+
+@asynccontextmanager
+async def cluster(env: WorkflowEnvironment, fake: RollingCluster | None = None) -> AsyncIterator[ClusterRun]:
+    fake = fake or RollingCluster()
+    task_queue = f"kcr-{uuid.uuid4()}"
+    async with Worker(env.client, task_queue=task_queue, workflows=[KafkaClusterWorkflow, RollWorkflow],
+                      activities=fake.activities()):
+        yield ClusterRun(env, env.client, fake, task_queue)
+
+
+async def until_rolled(handle: WorkflowHandle[Any, Any], fake: RollingCluster, number: int,
+                       result: str = "Succeeded") -> None:
+    """Until roll ``number`` ended with ``result`` and the cluster workflow is idle again."""
+    roll_id = roll_workflow_id(fake.namespace, fake.name, number)
+
+    async def check() -> bool:
+        last = fake.status.get("lastOperation") or {}
+        if last.get("workflowId") != roll_id or last.get("result") != result:
+            return False
+        view = await status(handle)
+        return not view.roll and view.pending_generation is None and await idle(handle)
+    await until(check, f"{roll_id} {result}")
+
+
+async def test_template_change_rolls_through_a_child_and_reports_progress(env: WorkflowEnvironment) -> None:
+    async with cluster(env) as run:
+        fake = run.fake
+        handle = await run.start()
+        await until_phase(handle, "Ready", generation=1)
+        assert fake.kafka.deletions == []  # a new cluster's pods are new: nothing to roll
+
+        fake.update_spec(image="example/kafka:3.9.1-patched")
+        await handle.signal(SIGNAL_SPEC_CHANGED, SpecChanged(generation=2))
+        await until_rolled(handle, fake, 1)
+        await until_phase(handle, "Ready", generation=2)
+
+    k = fake.kafka
+    assert k.deletions == [1001, 1002, 1000, 0, 1, 2]  # the active controller (1000) last
+    assert k.violations == [] and k.max_down == 1
+    assert {p.revision for p in k.pods.values()} == {"demo-broker-r2", "demo-controller-r2"}
+    roll_id = roll_workflow_id(fake.namespace, "demo", 1)
+    operations = [a.current_operation for n, a in fake.calls if n == act.UPDATE_STATUS and a.current_operation]
+    rolls = [o for o in operations if o["type"] == "Roll"]
+    assert rolls and all(o["workflowId"] == roll_id for o in rolls)
+    assert any(o["step"] == "4/6 broker 0 (demo-broker-0) in flight" for o in rolls), rolls
+    assert fake.status["lastOperation"]["type"] == "Roll" and fake.status["phase"] == "Ready"
+    assert "currentOperation" not in fake.status
+    assert fake.conditions["Ready"].status == "True" and fake.conditions["Degraded"].status == "False"
+    reasons = fake.reasons()
+    assert reasons.index("RollStarted") < reasons.index("RollFinished")
+
+
+async def test_dynamic_setting_applies_live_without_a_roll(env: WorkflowEnvironment) -> None:
+    async with cluster(env) as run:
+        fake = run.fake
+        handle = await run.start()
+        await until_phase(handle, "Ready", generation=1)
+        fake.update_spec(brokers={"replicas": 3, "config": {"log.retention.ms": "3600000"}})
+        await handle.signal(SIGNAL_SPEC_CHANGED, SpecChanged(generation=2))
+        await until_phase(handle, "Ready", generation=2)
+        assert [d.cluster_wide for d in fake.dynamic] == [{"log.retention.ms": "3600000"}]
+        assert fake.kafka.deletions == [] and "ConfigApplied" in fake.reasons()
+
+        # A read-only one rolls the brokers (not the controllers).
+        fake.update_spec(brokers={"replicas": 3, "config": {"log.retention.ms": "3600000",
+                                                            "num.partitions": "6"}})
+        await handle.signal(SIGNAL_SPEC_CHANGED, SpecChanged(generation=3))
+        await until_rolled(handle, fake, 1)
+        assert fake.kafka.deletions == [0, 1, 2] and len(fake.dynamic) == 1
+
+
+async def test_request_roll_merges_into_the_running_roll(env: WorkflowEnvironment) -> None:
+    async with cluster(env) as run:
+        fake = run.fake
+        handle = await run.start()
+        with pytest.raises(WorkflowUpdateFailedError) as rejected:
+            await handle.execute_update(UPDATE_CANCEL_OPERATION, CancelRequest(), result_type=WorkflowStatusView)
+        assert "no operation to cancel" in str(rejected.value.cause)
+        await until_phase(handle, "Ready", generation=1)
+
+        fake.kafka.hold(0)
+        accepted = await handle.execute_update(UPDATE_REQUEST_ROLL, RollRequest(reason="rotate", brokers=[0, 1]),
+                                               result_type=RollRequestAccepted)
+        assert accepted.accepted and accepted.merged_into == ""
+        await until(lambda: 0 in fake.kafka.in_wait, "broker 0 restarting")
+        roll_id = roll_workflow_id(fake.namespace, "demo", 1)
+        assert (await status(handle)).roll == roll_id
+        second = await handle.execute_update(UPDATE_REQUEST_ROLL, RollRequest(reason="and 2", brokers=[2, 1]),
+                                             result_type=RollRequestAccepted)
+        assert second.merged_into == roll_id
+        await until(lambda: "RollExtended" in fake.reasons(), "the roll extended")
+        fake.kafka.release(0)
+        await until_rolled(handle, fake, 1)
+        assert fake.kafka.deletions == [0, 1, 2]  # one roll, each broker once
+        with pytest.raises(WorkflowUpdateFailedError) as rejected:
+            await handle.execute_update(UPDATE_REQUEST_ROLL, RollRequest(brokers=[]), result_type=RollRequestAccepted)
+        assert "brokers: node ids" in str(rejected.value.cause)
+
+
+async def test_roll_annotation_rolls_once_per_new_token(env: WorkflowEnvironment) -> None:
+    async with cluster(env) as run:
+        fake = run.fake
+        fake.annotations = {ROLL_ANNOTATION: "t0"}  # present at creation: adopted, nothing rolls
+        handle = await run.start(max_passes_before_continue_as_new=3)
+        await until_phase(handle, "Ready", generation=1)
+        assert fake.kafka.deletions == []
+
+        fake.annotations = {ROLL_ANNOTATION: "t1"}
+        await handle.signal(SIGNAL_SPEC_CHANGED, SpecChanged(generation=1, annotations=fake.annotations))
+        await until_rolled(handle, fake, 1)
+        assert fake.kafka.deletions == [1001, 1002, 1000, 0, 1, 2]
+
+        # The same token again (a relist, or another annotation edited): no roll, across continue-as-new too.
+        for _ in range(3):
+            await handle.signal(SIGNAL_OBSERVED_CHANGED, ObservedChanged(kind="Pod", name="demo-broker-0",
+                                                                         reason="Ready", resource_version="x"))
+            await env.sleep(timedelta(seconds=3))
+        await handle.signal(SIGNAL_SPEC_CHANGED, SpecChanged(generation=1, annotations=fake.annotations))
+        await env.sleep(timedelta(seconds=3))
+        latest = run.client.get_workflow_handle(fake.workflow_id)
+        await until_phase(latest, "Ready")
+        assert len(fake.kafka.deletions) == 6
+
+        fake.annotations = {ROLL_ANNOTATION: "t2"}
+        await latest.signal(SIGNAL_SPEC_CHANGED, SpecChanged(generation=1, annotations=fake.annotations))
+        await until_rolled(latest, fake, 2)
+        assert len(fake.kafka.deletions) == 12
+
+
+async def test_pause_holds_the_roll_and_cancel_operation_stops_it(env: WorkflowEnvironment) -> None:
+    async with cluster(env) as run:
+        fake = run.fake
+        fake.spec["brokers"] = {"replicas": 4}
+        handle = await run.start()
+        await until_phase(handle, "Ready", generation=1)
+        fake.kafka.hold(0)
+        fake.update_spec(image="example/kafka:new")
+        await handle.signal(SIGNAL_SPEC_CHANGED, SpecChanged(generation=2))
+        await until(lambda: 0 in fake.kafka.in_wait, "broker 0 restarting")
+
+        await handle.execute_update(UPDATE_PAUSE, PauseRequest(reason="incident"), result_type=WorkflowStatusView)
+        fake.kafka.release(0)
+        roll = run.client.get_workflow_handle(roll_workflow_id(fake.namespace, "demo", 1))
+        await until(lambda: _waiting_is(roll, "paused: incident"), "the roll to hold")
+        await env.sleep(timedelta(minutes=2))
+        assert fake.kafka.deletions == [1001, 1002, 1000, 0]
+        await until(lambda: (fake.status.get("currentOperation") or {}).get("progress", "").startswith(
+            "4/7 pods done (paused)"), "the pause in status")
+
+        fake.kafka.hold(2)
+        await handle.execute_update(UPDATE_RESUME, ResumeRequest(), result_type=WorkflowStatusView)
+        await until(lambda: 2 in fake.kafka.in_wait, "broker 2 restarting")
+        await handle.execute_update(UPDATE_CANCEL_OPERATION, CancelRequest(reason="enough"),
+                                    result_type=WorkflowStatusView)
+        fake.kafka.release(2)
+        await until_rolled(handle, fake, 1, "Cancelled")
+        assert fake.kafka.deletions == [1001, 1002, 1000, 0, 1, 2]  # not broker 3
+        assert fake.kafka.down == set()
+        assert fake.status["lastOperation"]["message"] == "enough"
+
+        # Cancelled: not restarted on its own (an observed change runs a pass), but a request does.
+        before = list(fake.kafka.deletions)
+        await handle.signal(SIGNAL_OBSERVED_CHANGED, ObservedChanged(kind="Pod", name="demo-broker-0",
+                                                                     reason="Ready", resource_version="y"))
+        await env.sleep(timedelta(seconds=3))
+        await until_phase(handle, "Ready")
+        assert fake.kafka.deletions == before
+        assert fake.conditions["Reconciling"].reason == "RollCancelled"
+        assert fake.conditions["Reconciling"].message.startswith("1 pods not restarted: the roll was cancelled")
+        await handle.execute_update(UPDATE_REQUEST_ROLL, RollRequest(reason="finish it", brokers=[3]),
+                                    result_type=RollRequestAccepted)
+        await until_rolled(handle, fake, 2)
+        assert fake.kafka.deletions == [*before, 3]
