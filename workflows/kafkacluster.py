@@ -680,6 +680,10 @@ class KafkaClusterWorkflow:
             return
         self._roll = None
         self._roll_done = result
+        if result.outcome == "Succeeded" and result.remaining:
+            # Merged into it as it was ending: they run in the next roll.
+            self._roll_requests.append(RollRequest(reason=f"merged into {result.workflow_id} as it ended",
+                                                   brokers=result.remaining))
         if result.outcome != "Succeeded" and state.revisions:
             # Not again on its own for the same revisions: a new spec or request_roll starts the next one.
             self._roll_hold = RollHold(revisions=state.revisions, outcome=result.outcome, message=result.message)

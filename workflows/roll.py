@@ -151,7 +151,9 @@ class RollWorkflow:
         await self._report()
         try:
             outcome, message = await self._roll()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ActivityError) as err:
+            if not is_cancelled_exception(err):
+                raise
             # A Temporal cancellation (the cluster workflow ended, or `temporal workflow cancel`): the restart in
             # flight was shielded from it; let it finish so no pod is left half-restarted, then stop.
             self._cancel = self._cancel or "the roll workflow was cancelled"
@@ -542,9 +544,9 @@ class RollWorkflow:
     def _do_extend(self, extend: RollExtend) -> list[RollStep]:
         """Each pod at most once per roll among what is pending or in flight; a manual step for a pod this roll
         already restarted is dropped too (it restarted once, as asked). A template-change step for such a pod is
-        kept: a newer template came after its restart (and it is skipped if the pod is current by its turn)."""
-        if self._outcome != "Running":
-            return []
+        kept: a newer template came after its restart (and it is skipped if the pod is current by its turn).
+        Steps merged as the roll ends stay pending and come back in ``RollResult.remaining``, which the cluster
+        workflow turns into its next roll: a request is never lost in that race."""
         pending = self._pending()
         in_flight = {s.step.node_id for s in self._steps if s.status in ("restarting", "waiting")}
         done = {s.step.node_id for s in self._steps if s.status == "done"}

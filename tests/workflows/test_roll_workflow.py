@@ -517,6 +517,18 @@ async def test_temporal_cancellation_also_waits_for_the_restart_in_flight(env: W
     assert result.outcome == "Cancelled" and fake.deletions == [0] and fake.down == set()
 
 
+async def test_temporal_cancellation_during_a_gate_wait_stops_at_once(env: WorkflowEnvironment) -> None:
+    fake = FakeKafka.cluster(brokers=3)
+    fake.partitions = [partition(0, [0, 1, 2])]
+    fake.lagging = {2}
+    async with rolling(env, fake) as run:
+        handle = await run.start(steps(0, 1, 2), POLICY)
+        await until(lambda: "RollWaiting" in fake.reasons(), "the gate to hold the roll")
+        await handle.cancel()
+        result = await handle.result()
+    assert result.outcome == "Cancelled" and fake.deletions == [] and result.remaining == [0, 1, 2]
+
+
 # --- merging -------------------------------------------------------------------------------------------------
 
 async def test_extend_merges_into_the_running_plan(env: WorkflowEnvironment) -> None:
