@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -204,7 +204,7 @@ class _RunningRoll:
     reason: str = ""
     # (node id, target) of every step sent to it: a revision-change step targets the update revision, a manual
     # one its request. A pass sends only what is new, so its many observations merge nothing twice.
-    sent: set[tuple[int, str]] | None = None
+    sent: set[tuple[int, str]] = field(default_factory=set)
     progress: RollProgress | None = None
     cancel: str = ""
 
@@ -651,7 +651,7 @@ class KafkaClusterWorkflow:
     async def _extend_roll(self, state: _RunningRoll, wanted: roll.RollPlan, request: RollRequest | None,
                            observed: ObservedCluster) -> bool:
         """Merge what is new in ``wanted`` into the running roll; False when it could not be told (it ended)."""
-        sent = state.sent if state.sent is not None else set()
+        sent = state.sent
         new = [s for s in wanted.steps if not s.if_outdated or self._step_key(s, observed) not in sent]
         if not new:
             return True
@@ -1156,8 +1156,7 @@ class KafkaClusterWorkflow:
             if progress.outcome != "Running":
                 return  # the end of a roll already accounted for
             state = self._roll = _RunningRoll(workflow_id=progress.workflow_id, handle=None,
-                                              started_at=_timestamp(), revisions="", reason=progress.reason,
-                                              sent=set())
+                                              started_at=_timestamp(), revisions="", reason=progress.reason)
         elif state.workflow_id != progress.workflow_id:
             workflow.logger.warning("roll %s reports while %s runs: ignored", progress.workflow_id,
                                     state.workflow_id)

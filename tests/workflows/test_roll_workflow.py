@@ -817,6 +817,7 @@ async def test_roll_annotation_rolls_once_per_new_token(env: WorkflowEnvironment
         latest = run.client.get_workflow_handle(fake.workflow_id)
         await until_phase(latest, "Ready")
         assert len(fake.kafka.deletions) == 6
+        assert (await latest.describe()).run_id != handle.result_run_id  # the token survived continue-as-new
 
         fake.annotations = {ROLL_ANNOTATION: "t2"}
         await latest.signal(SIGNAL_SPEC_CHANGED, SpecChanged(generation=1, annotations=fake.annotations))
@@ -868,3 +869,31 @@ async def test_pause_holds_the_roll_and_cancel_operation_stops_it(env: WorkflowE
                                     result_type=RollRequestAccepted)
         await until_rolled(handle, fake, 2)
         assert fake.kafka.deletions == [*before, 3]
+
+
+async def test_a_roll_started_by_hand_reports_to_the_cluster_workflow(env: WorkflowEnvironment) -> None:
+    async with cluster(env) as run:
+        fake = run.fake
+        handle = await run.start()
+        await until_phase(handle, "Ready", generation=1)
+        fake.kafka.hold(1)
+        by_hand = await run.client.start_workflow(
+            RollWorkflow.run, RollInput(ref=fake.ref, request=RollRequest(reason="by hand", brokers=[1])),
+            id=f"roll/{fake.namespace}/demo/manual", task_queue=run.task_queue)
+        await until(lambda: 1 in fake.kafka.in_wait, "broker 1 restarting")
+        await until(lambda: _async_status_roll(handle, by_hand.id), "the cluster workflow to adopt the roll")
+        await until(lambda: (fake.status.get("currentOperation") or {}).get("workflowId") == by_hand.id,
+                    "the roll in status")
+        # A request meanwhile merges into it, as into the cluster workflow's own rolls.
+        accepted = await handle.execute_update(UPDATE_REQUEST_ROLL, RollRequest(reason="also 2", brokers=[2]),
+                                               result_type=RollRequestAccepted)
+        assert accepted.merged_into == by_hand.id
+        fake.kafka.release(1)
+        assert (await by_hand.result()).outcome == "Succeeded"
+        await until(lambda: (fake.status.get("lastOperation") or {}).get("workflowId") == by_hand.id,
+                    "the roll's result in status")
+    assert fake.kafka.deletions == [1, 2]
+
+
+async def _async_status_roll(handle: WorkflowHandle[Any, Any], roll_id: str) -> bool:
+    return (await status(handle)).roll == roll_id
