@@ -34,8 +34,8 @@ def _ask(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         raise KafkaUnreachable(f"{what} failed: {err}") from err
 
 
-def _topics(admin: KafkaAdminClient) -> list[dict[str, Any]]:
-    topics: list[dict[str, Any]] = _ask("Metadata", admin.describe_topics)
+def _topics(admin: KafkaAdminClient, names: list[str] | None = None) -> list[dict[str, Any]]:
+    topics: list[dict[str, Any]] = _ask("Metadata", admin.describe_topics, names)
     # A topic answering with an error (being deleted, authorization) has no trustworthy partitions.
     return [t for t in topics if not t.get("error_code")]
 
@@ -122,16 +122,19 @@ def registration(admin: KafkaAdminClient, node_id: int) -> str:
     return "absent"
 
 
-def isr_lagging(admin: KafkaAdminClient, node_id: int) -> tuple[list[str], int]:
+def isr_lagging(admin: KafkaAdminClient, node_id: int,
+                topics: list[str] | None = None) -> tuple[list[str], int]:
     """The partitions (``topic-partition``) with a replica on ``node_id`` that do not have it in their ISR,
-    and how many have a replica there. A replica a reassignment is adding or removing does not count: it
-    was not (or will not stay) in the ISR whether or not the broker restarted."""
+    and how many have a replica there, among ``topics`` (None: all). A replica a reassignment is adding or
+    removing does not count: it was not (or will not stay) in the ISR whether or not the broker restarted."""
+    if topics is not None and not topics:
+        return [], 0
     moving = _ask("ListPartitionReassignments", admin.list_partition_reassignments) or {}
     in_flight = {(tp.topic, tp.partition) for tp, state in moving.items()
                  if node_id in [*state.get("adding_replicas", []), *state.get("removing_replicas", [])]}
     lagging: list[str] = []
     total = 0
-    for topic in _topics(admin):
+    for topic in _topics(admin, topics):
         for part in topic.get("partitions") or []:
             if node_id not in (part.get("replica_nodes") or []):
                 continue

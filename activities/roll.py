@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client as k8s
@@ -64,6 +65,10 @@ from ballast.spec import GROUP, KIND, PLURAL, VERSION, KafkaClusterSpec
 
 REVISION_LABEL = "controller-revision-hash"
 KAFKA_UNREACHABLE = "KafkaUnreachable"
+# Once a restarted pod is Ready, wait_pod_rolled polls this many times as often as poll_seconds (not below
+# MIN_POLL_SECONDS): what remains (registration, ISR or quorum catch-up) is near and cheap to watch.
+CATCH_UP_POLL_DIVISOR = 4
+MIN_POLL_SECONDS = 0.1
 
 
 def _now_ms() -> int:
@@ -87,6 +92,24 @@ def _waiting_reason(pod: JSON) -> str:
 def _is_ready(pod: JSON) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+@dataclass
+class _Watch:
+    """The state of one ``wait_pod_rolled`` attempt: the admin client kept while the broker catches up, and
+    the topics still lagging at the last poll (None: not asked yet, ask about all)."""
+
+    inp: WaitPodRolledInput
+    role: Role
+    pod_ready: bool = False
+    admin: Any = None
+    lagging_topics: list[str] | None = None
+    total: int = 0
+
+    def close(self) -> None:
+        if self.admin is not None:
+            self.admin.close()
+        self.admin, self.lagging_topics = None, None
 
 
 class RollActivities:
@@ -228,29 +251,42 @@ class RollActivities:
         a broker registered, unfenced and in the ISR of every partition it replicates; a controller a voter
         whose log has reached the leader's high watermark. Heartbeats ``{startedAt, polls, newUid, detail}``
         every poll (a retried attempt continues that count) and runs until done, cancelled or timed out by
-        the workflow (which owns ``readyTimeout``)."""
+        the workflow (which owns ``readyTimeout``).
+
+        Polls every ``poll_seconds`` until the new pod is Ready; from then on the end is near and cheap to
+        watch, so it polls ``CATCH_UP_POLL_DIVISOR`` times as often (what the roll waits for after a broker is
+        back is this poll's latency), through one admin client, asking only about the topics still lagging
+        (and all of them once more before saying done)."""
         info = activity.info()
         previous: dict[str, Any] = {}
         if info.heartbeat_details and isinstance(info.heartbeat_details[-1], dict):
             previous = dict(info.heartbeat_details[-1])
         progress: dict[str, Any] = {"startedAt": previous.get("startedAt") or _now_ms(),
                                     "polls": int(previous.get("polls") or 0), "newUid": "", "detail": ""}
-        role = Role(inp.role)
-        while True:
-            progress["polls"] += 1
-            new_uid, done, detail = self._rolled(inp, role)
-            progress.update(newUid=new_uid, detail=detail)
-            activity.heartbeat(dict(progress))
-            if done:
-                waited = (_now_ms() - int(progress["startedAt"])) / 1000
-                return WaitPodRolledResult(new_uid=new_uid, detail=f"{detail} (after {waited:.1f}s, "
-                                                                   f"{progress['polls']} polls)")
-            activity.wait_for_cancelled_sync(inp.poll_seconds)
-            if activity.is_cancelled():
-                raise CancelledError("wait cancelled")
+        watch = _Watch(inp, Role(inp.role))
+        try:
+            while True:
+                progress["polls"] += 1
+                new_uid, done, detail = self._rolled(watch)
+                progress.update(newUid=new_uid, detail=detail)
+                activity.heartbeat(dict(progress))
+                if done:
+                    waited = (_now_ms() - int(progress["startedAt"])) / 1000
+                    return WaitPodRolledResult(new_uid=new_uid, detail=f"{detail} (after {waited:.1f}s, "
+                                                                       f"{progress['polls']} polls)")
+                interval = inp.poll_seconds
+                if watch.pod_ready:
+                    interval = max(MIN_POLL_SECONDS, inp.poll_seconds / CATCH_UP_POLL_DIVISOR)
+                activity.wait_for_cancelled_sync(interval)
+                if activity.is_cancelled():
+                    raise CancelledError("wait cancelled")
+        finally:
+            watch.close()
 
-    def _rolled(self, inp: WaitPodRolledInput, role: Role) -> tuple[str, bool, str]:
+    def _rolled(self, watch: _Watch) -> tuple[str, bool, str]:
         """(new uid or "", done, what we are waiting for)."""
+        inp = watch.inp
+        watch.pod_ready = False
         pod = self._read_pod(inp.ref.namespace, inp.pod)
         if pod is None:
             return "", False, f"{inp.pod}: not recreated yet"
@@ -261,25 +297,38 @@ class RollActivities:
         if not _is_ready(pod) or pod["metadata"].get("deletionTimestamp"):
             reason = _waiting_reason(pod) or str((pod.get("status") or {}).get("phase") or "starting")
             return uid, False, f"{inp.pod}: not Ready ({reason})"
+        watch.pod_ready = True
         try:
-            return (uid, *(self._broker_back(inp) if role is Role.BROKER else self._controller_back(inp)))
+            return (uid, *(self._broker_back(watch) if watch.role is Role.BROKER else self._controller_back(inp)))
         except KafkaUnreachable as err:
+            watch.close()  # the next poll starts over with a fresh client (and fresh broker addresses)
             return uid, False, f"{inp.pod}: Ready; Kafka: {err}"
 
-    def _broker_back(self, inp: WaitPodRolledInput) -> tuple[bool, str]:
-        admin = self._admin(inp.ref)
-        try:
-            state = partitions.registration(admin, inp.node_id)
+    def _broker_back(self, watch: _Watch) -> tuple[bool, str]:
+        inp = watch.inp
+        if watch.admin is None:
+            admin = self._admin(inp.ref)
+            try:
+                state = partitions.registration(admin, inp.node_id)
+            except BaseException:
+                admin.close()
+                raise
             if state != "registered":
+                # Not kept: once the broker registers, a new client's metadata has its (new) address.
+                admin.close()
                 what = "fenced" if state == "fenced" else "not registered"
                 return False, f"{inp.pod}: Ready; broker {inp.node_id} {what}"
-            lagging, total = partitions.isr_lagging(admin, inp.node_id)
-        finally:
-            admin.close()
+            watch.admin = admin
+        lagging, total = partitions.isr_lagging(watch.admin, inp.node_id, watch.lagging_topics)
+        if not lagging and watch.lagging_topics is not None:
+            lagging, total = partitions.isr_lagging(watch.admin, inp.node_id)  # all of them, once more
+        if watch.lagging_topics is None or not lagging:
+            watch.total = total
+        watch.lagging_topics = sorted({name.rsplit("-", 1)[0] for name in lagging})
         if lagging:
             shown = ", ".join(lagging[:5]) + (f" and {len(lagging) - 5} more" if len(lagging) > 5 else "")
-            return False, (f"{inp.pod}: broker {inp.node_id} registered; {total - len(lagging)}/{total} "
-                           f"partitions have it in the ISR (catching up: {shown})")
+            return False, (f"{inp.pod}: broker {inp.node_id} registered; {watch.total - len(lagging)}/"
+                           f"{watch.total} partitions have it in the ISR (catching up: {shown})")
         return True, f"{inp.pod}: broker {inp.node_id} registered and in the ISR of all {total} partitions"
 
     def _controller_back(self, inp: WaitPodRolledInput) -> tuple[bool, str]:

@@ -4,6 +4,7 @@ simulated KRaft pods: gate facts, the uid-guarded pod restart, waiting for the I
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -241,10 +242,12 @@ def test_wait_pod_rolled_waits_for_the_isr_then_leaders_move_back(
 
     beats: list[dict[str, Any]] = []
     catching_up = threading.Event()
+    catch_up_beats: list[float] = []
 
     def on_heartbeat(*details: Any) -> None:
         beats.append(details[0])
         if "catching up" in details[0]["detail"]:
+            catch_up_beats.append(time.monotonic())
             catching_up.set()
 
     env.on_heartbeat = on_heartbeat
@@ -254,7 +257,7 @@ def test_wait_pod_rolled_waits_for_the_isr_then_leaders_move_back(
     def wait() -> None:
         try:
             result.append(env.run(acts.wait_pod_rolled, WaitPodRolledInput(
-                ref=ref, role="broker", pod=name, node_id=0, old_uid=old, poll_seconds=0.1)))
+                ref=ref, role="broker", pod=name, node_id=0, old_uid=old, poll_seconds=0.4)))
         except BaseException as err:  # the test inspects it
             result.append(err)
 
@@ -264,8 +267,11 @@ def test_wait_pod_rolled_waits_for_the_isr_then_leaders_move_back(
     # Ready and registered is not enough: the wait holds while the broker is out of some ISR.
     pod = core.read_namespaced_pod(name, NS)
     assert pod.metadata.uid != old and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
-    time.sleep(0.5)  # several polls while the broker is still catching up
+    time.sleep(0.6)  # several polls while the broker is still catching up
     assert thread.is_alive() and not result
+    # Once the new pod is Ready the wait polls 4x as often (0.1 s here instead of poll_seconds 0.4).
+    gaps = [b - a for a, b in itertools.pairwise(catch_up_beats)]
+    assert len(gaps) >= 3 and sorted(gaps)[len(gaps) // 2] < 0.3, gaps
     _control(dc, "slow-broker", node_id=0, factor=1)
     thread.join(30)
     [done] = result
