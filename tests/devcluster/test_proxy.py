@@ -232,6 +232,9 @@ def _refused(port: int) -> bool:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        # A connect racing the listener's close lands in its backlog and is reset: still closing, ask again.
+        return False
     return False
 
 
