@@ -95,7 +95,7 @@ from ballast.messages import ClusterRef
 from ballast.observed import KafkaState, ObjectState, ObservedCluster, PodState, StatefulSetState
 from ballast.planner import FINALIZER
 from ballast.spec import GROUP, KIND, PLURAL, VERSION, KafkaClusterSpec
-from ballast.status import Condition, LastOperation, OperationStatus, set_condition
+from ballast.status import Condition, LastOperation, OperationStatus, RebalanceStatus, set_condition
 
 COMPONENT = "ballast-operator"
 # An identical Event (same object, type, reason, message, source) seen this recently is counted again
@@ -646,7 +646,8 @@ class ClusterActivities(RollActivities):
         status["readyBrokers"] = f"{brokers['ready']}/{brokers['desired']}"
         status["brokerSelector"] = broker_selector(inp.ref.name)
         for key, value, model in (("currentOperation", inp.current_operation, OperationStatus),
-                                  ("lastOperation", inp.last_operation, LastOperation)):
+                                  ("lastOperation", inp.last_operation, LastOperation),
+                                  ("rebalance", inp.rebalance, RebalanceStatus)):
             if value is None:
                 continue
             if not value:

@@ -79,6 +79,7 @@ class StatusUpdate(Message):
     controllers_ready: int | None = None
     current_operation: dict[str, Any] | None = Field(default=None, description="OperationStatus as JSON; {} clears")
     last_operation: dict[str, Any] | None = None
+    rebalance: dict[str, Any] | None = Field(default=None, description="RebalanceStatus as JSON; {} clears")
 
 
 class EventInput(Message):
@@ -215,3 +216,257 @@ class DynamicConfigsInput(Message):
 class DynamicConfigsResult(Message):
     applied: list[str] = Field(default_factory=list, description="'<resource>: key=value' set")
     deleted: list[str] = Field(default_factory=list, description="'<resource>: key' deleted")
+
+
+# -- rebalancing, scale-in and volume expansion (issue 6) -------------------------------------------------
+PLAN_REBALANCE = "plan_rebalance"
+SUBMIT_REASSIGNMENTS = "submit_reassignments"
+WAIT_REASSIGNMENTS = "wait_reassignments"
+CANCEL_REASSIGNMENTS = "cancel_reassignments"
+CLEAR_THROTTLES = "clear_throttles"
+ELECT_LEADERS_FOR_PARTITIONS = "elect_leaders_for_partitions"
+VERIFY_BROKERS_EMPTY = "verify_brokers_empty"
+WAIT_BROKER_PODS_GONE = "wait_broker_pods_gone"
+UNREGISTER_BROKERS = "unregister_brokers"
+DELETE_BROKER_CLAIMS = "delete_broker_claims"
+EXPAND_VOLUMES = "expand_volumes"
+WAIT_VOLUMES_RESIZED = "wait_volumes_resized"
+
+
+class MoveSpec(Message):
+    """One partition reassignment: ``source`` replicas (as planned) -> ``target`` replicas (order = preference)."""
+
+    topic: str
+    partition: int
+    source: list[int]
+    target: list[int]
+    size_bytes: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.topic}-{self.partition}"
+
+    @property
+    def adding(self) -> list[int]:
+        return [b for b in self.target if b not in self.source]
+
+    @property
+    def bytes_to_move(self) -> int:
+        return self.size_bytes * len(self.adding)
+
+
+class SpreadFacts(Message):
+    mean: float = 0.0
+    max_deviation_percent: float = 0.0
+
+
+class BrokerBalance(Message):
+    """One broker's load before and after the plan."""
+
+    id: int
+    rack: str | None = None
+    capacity_bytes: int = 0
+    replicas_before: int = 0
+    replicas_after: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    leaders_before: int = 0
+    leaders_after: int = 0
+
+
+class PlanRebalanceInput(Message):
+    """Observe the cluster through Kafka and plan a rebalance (:func:`ballast.rebalance.planner.plan_rebalance`).
+
+    ``remove`` = broker ids to empty (scale-in); ``require_brokers`` = ids that must be registered for the plan
+    to mean anything (the new brokers of a scale-out): missing ones fail the activity with a retryable error.
+    ``max_moves`` bounds the plan's size in workflow history; a larger plan comes back ``truncated`` and the
+    workflow plans again after running it."""
+
+    ref: ClusterRef
+    remove: list[int] = Field(default_factory=list)
+    require_brokers: list[int] = Field(default_factory=list)
+    tolerance_percent: int = 5
+    capacity_threshold_percent: int = 85
+    max_moves_per_batch: int = 20
+    max_moves: int = 5000
+    capacity_fallback_bytes: int = Field(default=0, description="disk size to assume when Kafka does not report "
+                                                              "one (DescribeLogDirs < v4): the PVC size")
+
+
+class PlanRebalanceResult(Message):
+    batches: list[list[MoveSpec]] = Field(default_factory=list)
+    infeasible: list[str] = Field(default_factory=list, description="hard goals no plan can reach; non-empty -> "
+                                                                  "no batches, execute nothing")
+    truncated: bool = False
+    moves: int = 0
+    bytes_to_move: int = 0
+    lower_bound_bytes: int = 0
+    replicas_before: SpreadFacts = Field(default_factory=SpreadFacts)
+    replicas_after: SpreadFacts = Field(default_factory=SpreadFacts)
+    disk_before: SpreadFacts = Field(default_factory=SpreadFacts)
+    disk_after: SpreadFacts = Field(default_factory=SpreadFacts)
+    leaders_before: SpreadFacts = Field(default_factory=SpreadFacts)
+    leaders_after: SpreadFacts = Field(default_factory=SpreadFacts)
+    max_disk_usage_after: float = 0.0
+    brokers: list[BrokerBalance] = Field(default_factory=list)
+    partitions: int = 0
+    in_flight: list[str] = Field(default_factory=list, description="'topic-partition' already being reassigned "
+                                                                 "(by someone else): planned around, not moved")
+
+
+class SubmitReassignmentsInput(Message):
+    """Set replication throttles for exactly the moving replicas, then submit the moves with
+    AlterPartitionReassignments. Idempotent: a move already at its target or already in flight to it is not
+    resubmitted; a move whose partition no longer has ``source`` replicas (changed by someone else) or whose
+    topic is gone is skipped and reported."""
+
+    ref: ClusterRef
+    moves: list[MoveSpec]
+    throttle_bytes_per_sec: int = Field(default=0, ge=0, description="0 = no throttle")
+
+
+class SubmitReassignmentsResult(Message):
+    submitted: list[str] = Field(default_factory=list, description="'topic-partition'")
+    already_done: list[str] = Field(default_factory=list)
+    already_in_flight: list[str] = Field(default_factory=list)
+    skipped: dict[str, str] = Field(default_factory=dict, description="'topic-partition' -> why")
+    throttled_brokers: list[int] = Field(default_factory=list)
+    throttled_topics: list[str] = Field(default_factory=list)
+
+
+class WaitReassignmentsInput(Message):
+    """Poll (heartbeating) ListPartitionReassignments and DescribeLogDirs until none of ``moves`` is in flight,
+    or until ``report_after_seconds`` passed: then return the progress so far (``done`` False) and the workflow
+    calls again. Kafka being unreachable for a while (a broker restarting) is waited out, not failed."""
+
+    ref: ClusterRef
+    moves: list[MoveSpec]
+    report_after_seconds: float = 10.0
+    poll_seconds: float = 1.0
+
+
+class WaitReassignmentsResult(Message):
+    done: bool
+    bytes_total: int = 0
+    bytes_moved: int = Field(default=0, description="bytes the added replicas hold so far")
+    in_flight: list[str] = Field(default_factory=list)
+    completed: list[str] = Field(default_factory=list)
+    not_at_target: dict[str, str] = Field(default_factory=dict, description="'topic-partition' no longer in flight "
+                                                                          "but not on its target (cancelled by "
+                                                                          "someone) -> its replicas")
+    detail: str = ""
+
+
+class CancelReassignmentsInput(Message):
+    """Cancel in-flight reassignments of these partitions ('topic-partition'); None = every in-flight one.
+    Kafka reverts each cancelled partition to its original replicas: the assignment stays consistent."""
+
+    ref: ClusterRef
+    partitions: list[str] | None = None
+
+
+class CancelReassignmentsResult(Message):
+    cancelled: list[str] = Field(default_factory=list)
+    not_in_flight: list[str] = Field(default_factory=list)
+
+
+class ClearThrottlesInput(Message):
+    """Remove ``leader/follower.replication.throttled.replicas`` from the topics and the throttle rates from
+    the brokers. ``topics``/``brokers`` None = every topic/broker that has them. Idempotent."""
+
+    ref: ClusterRef
+    topics: list[str] | None = None
+    brokers: list[int] | None = None
+
+
+class ClearThrottlesResult(Message):
+    topics: list[str] = Field(default_factory=list, description="topics whose throttle configs were removed")
+    brokers: list[int] = Field(default_factory=list)
+
+
+class ElectPartitionsInput(Message):
+    ref: ClusterRef
+    partitions: list[str] = Field(description="'topic-partition' whose preferred leader should lead")
+
+
+class VerifyBrokersEmptyInput(Message):
+    ref: ClusterRef
+    brokers: list[int]
+
+
+class VerifyBrokersEmptyResult(Message):
+    """What Kafka says the brokers still hold: partition replicas (Metadata, including replicas being added by
+    reassignments) and, for brokers that answer, replica logs on disk (DescribeLogDirs)."""
+
+    holders: dict[int, list[str]] = Field(default_factory=dict, description="broker id -> 'topic-partition' "
+                                                                          "(only brokers holding something)")
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.holders.values())
+
+
+class WaitBrokerPodsGoneInput(Message):
+    """Wait (heartbeating) until the broker pods with ordinal >= ``replicas`` are gone."""
+
+    ref: ClusterRef
+    replicas: int = Field(ge=0)
+    poll_seconds: float = 1.0
+
+
+class UnregisterBrokersInput(Message):
+    """UnregisterBroker for each id (KRaft forgets the removed brokers). An id that is not registered counts as
+    done; a broker still running is refused (non-retryable)."""
+
+    ref: ClusterRef
+    brokers: list[int]
+
+
+class UnregisterBrokersResult(Message):
+    unregistered: list[int] = Field(default_factory=list)
+    not_registered: list[int] = Field(default_factory=list)
+
+
+class DeleteBrokerClaimsInput(Message):
+    """Delete the PVCs of the broker ordinals given (after a scale-in, with ``deleteClaim``). Refused for an
+    ordinal whose pod still exists. Idempotent."""
+
+    ref: ClusterRef
+    ordinals: list[int]
+
+
+class DeleteBrokerClaimsResult(Message):
+    deleted: list[str] = Field(default_factory=list)
+    absent: list[str] = Field(default_factory=list)
+
+
+class ExpandVolumesInput(Message):
+    """Grow every PVC of ``role`` whose requested size is below ``size`` (never shrink). Also makes sure the
+    StatefulSet's volumeClaimTemplates ask for ``size`` so new pods get it (a StatefulSet's templates are
+    immutable: it is re-created with ``propagationPolicy: Orphan``, so no pod restarts)."""
+
+    ref: ClusterRef
+    role: Role = "broker"
+    size: str
+
+
+class ExpandVolumesResult(Message):
+    expanded: list[str] = Field(default_factory=list, description="PVC names patched")
+    already: list[str] = Field(default_factory=list, description="PVC names already at or above size")
+
+
+class WaitVolumesResizedInput(Message):
+    """Wait (heartbeating) until every PVC of ``role`` either reports ``capacity >= size`` or carries the
+    ``FileSystemResizePending`` condition (the pod must restart to finish). A resize the storage driver
+    rejects (``ControllerResizeInfeasible``) fails the activity non-retryably with its message."""
+
+    ref: ClusterRef
+    role: Role = "broker"
+    size: str
+    poll_seconds: float = 1.0
+
+
+class WaitVolumesResizedResult(Message):
+    resized: list[str] = Field(default_factory=list, description="PVCs whose capacity already reached size")
+    restart_needed: dict[str, int] = Field(default_factory=dict, description="PVC -> node id of the pod that must "
+                                                                           "restart (FileSystemResizePending)")

@@ -190,6 +190,46 @@ class RollPolicy(Model):
         return parse_duration(self.gate_budget)
 
 
+class RebalanceSpec(Model):
+    """How replicas are moved between brokers: after a scale-out, before a scale-in, and when disks drift apart
+    (see the README's "Scaling and rebalancing")."""
+
+    mode: Literal["auto", "approval", "off"] = Field(default="auto", description=(
+        "auto: plan and run rebalances on their own; approval: publish the plan (status, the plan query, "
+        "ballast rebalance plan) and run it only once approved; off: never move replicas on their own (a "
+        "scale-in still drains the brokers it removes, and ballast rebalance still works)."))
+    throttle_bytes_per_sec: int = Field(default=50 * 2**20, ge=0, description=(
+        "Replication throttle for the moving replicas only, per broker, in bytes/s; 0 = no throttle."))
+    skew_threshold_percent: int = Field(default=20, ge=1, le=100, description=(
+        "Start a storage rebalance when a broker's disk usage differs from the mean by more than this "
+        "(percent of the mean)."))
+    tolerance_percent: int = Field(default=5, ge=1, le=50, description=(
+        "A plan is balanced when every broker's replica count and disk bytes are within this of the mean."))
+    capacity_threshold_percent: int = Field(default=85, ge=10, le=100, description=(
+        "No plan puts more than this share of a broker's disk in use."))
+    check_interval: Duration = Field(default="10m", description="How often disk skew is checked.")
+    max_moves_per_batch: int = Field(default=20, ge=1, le=10000, description=(
+        "Partition moves submitted together; the next batch starts when the previous one is complete."))
+
+    @field_validator("check_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, str):
+            parse_duration(value)
+        return value
+
+    @field_validator("check_interval")
+    @classmethod
+    def _positive_duration(cls, value: str) -> str:
+        if parse_duration(value) <= timedelta():
+            raise ValueError("must be greater than zero")
+        return value
+
+    @property
+    def interval(self) -> timedelta:
+        return parse_duration(self.check_interval)
+
+
 class KafkaClusterSpec(Model):
     version: str = Field(default=DEFAULT_KAFKA_VERSION, description="Apache Kafka version.")
     image: str | None = Field(default=None, description="Container image; default apache/kafka:<version>.")
@@ -197,3 +237,5 @@ class KafkaClusterSpec(Model):
     brokers: BrokersSpec = Field(default_factory=BrokersSpec)
     listeners: list[ListenerSpec] = Field(default_factory=lambda: [ListenerSpec()], min_length=1, max_length=4)
     roll_policy: RollPolicy = Field(default_factory=RollPolicy, description="How rolling restarts proceed.")
+    rebalance: RebalanceSpec = Field(default_factory=RebalanceSpec, description=(
+        "How replicas move between brokers (scale-out, scale-in, disk skew)."))

@@ -64,6 +64,28 @@ class LastOperation(Model):
     finished_at: str = ""
 
 
+class RebalanceStatus(Model):
+    """The latest rebalance (after a scale-out or scale-in, for disk skew, or asked for): its plan's figures and
+    how far it got. With ``rebalance.mode: approval`` a plan waits here in state ``AwaitingApproval``."""
+
+    state: str = Field(pattern="^(Planning|AwaitingApproval|Running|Paused|Succeeded|Failed|Cancelled)$")
+    reason: str = ""
+    workflow_id: str = ""
+    moves: int = 0
+    batches: int = 0
+    batches_done: int = 0
+    bytes_to_move: int = 0
+    bytes_moved: int = 0
+    lower_bound_bytes: int = 0
+    disk_spread_before: str = Field(default="", description="largest deviation of a broker's disk bytes from "
+                                                            "the mean, e.g. '37.5%'")
+    disk_spread_after: str = ""
+    replica_spread_before: str = ""
+    replica_spread_after: str = ""
+    eta: str = Field(default="", description="estimated time left, e.g. '4m10s'")
+    message: str = ""
+
+
 class KafkaClusterStatus(Model):
     phase: Phase = Phase.PENDING
     conditions: list[Condition] = Field(default_factory=list)
@@ -77,6 +99,7 @@ class KafkaClusterStatus(Model):
                                                              "changed.")
     current_operation: OperationStatus | None = None
     last_operation: LastOperation | None = None
+    rebalance: RebalanceStatus | None = None
 
 
 def set_condition(conditions: list[Condition], new: Condition) -> list[Condition]:

@@ -1,0 +1,1 @@
+"""The built-in rebalance planner: pure, deterministic, typed (see :mod:`ballast.rebalance.planner`)."""
