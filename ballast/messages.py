@@ -51,6 +51,26 @@ ROLL_SIGNAL_RESUME = "resume_roll"
 ROLL_SIGNAL_CANCEL = "cancel_roll"
 ROLL_SIGNAL_EXTEND = "extend_roll"
 
+# Rebalancing (issue 6): the cluster workflow's updates, the annotation, and the RebalanceWorkflow's interface.
+UPDATE_REQUEST_REBALANCE = "request_rebalance"
+UPDATE_APPROVE_REBALANCE = "approve_rebalance"
+QUERY_REBALANCE = "rebalance"
+# On a KafkaCluster: "approve" approves the plan waiting for approval; any other new value asks for a rebalance.
+REBALANCE_ANNOTATION = f"{GROUP}/rebalance"
+REBALANCE_APPROVE = "approve"
+SIGNAL_REBALANCE_PROGRESS = "rebalance_progress"
+REBALANCE_WORKFLOW_NAME = "RebalanceWorkflow"
+REBALANCE_QUERY_PLAN = "plan"
+REBALANCE_QUERY_PROGRESS = "progress"
+REBALANCE_UPDATE_APPROVE = "approve"
+REBALANCE_UPDATE_PAUSE = "pause"
+REBALANCE_UPDATE_RESUME = "resume"
+REBALANCE_UPDATE_CANCEL = "cancel"
+REBALANCE_SIGNAL_APPROVE = "approve_rebalance"
+REBALANCE_SIGNAL_PAUSE = "pause_rebalance"
+REBALANCE_SIGNAL_RESUME = "resume_rebalance"
+REBALANCE_SIGNAL_CANCEL = "cancel_rebalance"
+
 # Typed search attributes the worker registers on start-up.
 SA_CLUSTER_NAME = "KafkaClusterName"
 SA_CLUSTER_NAMESPACE = "KafkaClusterNamespace"
@@ -59,6 +79,11 @@ SA_CLUSTER_PHASE = "KafkaClusterPhase"
 
 def cluster_workflow_id(namespace: str, name: str) -> str:
     return f"kafkacluster/{namespace}/{name}"
+
+
+def rebalance_workflow_id(namespace: str, name: str, number: int) -> str:
+    """The id of the ``number``-th rebalance the cluster workflow started: ``rebalance/<ns>/<name>/<n>``."""
+    return f"rebalance/{namespace}/{name}/{number}"
 
 
 def roll_workflow_id(namespace: str, name: str, number: int) -> str:
@@ -255,6 +280,104 @@ class RollHold(Message):
 
     revisions: str
     outcome: Literal["Failed", "Cancelled"]
+    message: str = ""
+
+
+# --- rebalancing, scale-in and volume expansion (issue 6) ----------------------------------------------------
+
+RebalancePurpose = Literal["scale-out", "scale-in", "skew", "requested"]
+RebalanceOutcome = Literal["Running", "Succeeded", "Failed", "Cancelled", "Infeasible"]
+RebalanceState = Literal["Planning", "AwaitingApproval", "Running", "Paused", "Succeeded", "Failed", "Cancelled"]
+
+
+class RebalanceSettings(Message):
+    """The knobs of one rebalance (from ``spec.rebalance``)."""
+
+    throttle_bytes_per_sec: int = Field(default=50 * 2**20, ge=0)
+    tolerance_percent: int = Field(default=5, ge=1, le=50)
+    capacity_threshold_percent: int = Field(default=85, ge=10, le=100)
+    max_moves_per_batch: int = Field(default=20, ge=1)
+    capacity_fallback_bytes: int = Field(default=0, ge=0, description="the brokers' PVC size, for Kafka versions "
+                                                                    "that do not report disk capacity")
+
+
+class RebalanceInput(Message):
+    """Input of ``RebalanceWorkflow`` (plain JSON, so it can be started by hand)::
+
+        temporal workflow start --type RebalanceWorkflow --task-queue ballast \\
+            --workflow-id rebalance/default/demo/manual \\
+            --input '{"ref": {"namespace": "default", "name": "demo"}, "reason": "by hand"}'
+
+    ``remove``: broker ids to empty (a scale-in drains them, verifies through Kafka that they hold nothing, then
+    its parent shrinks the StatefulSet). ``require_approval``: publish the plan and wait for ``approve``."""
+
+    ref: ClusterRef
+    purpose: RebalancePurpose = "requested"
+    reason: str = ""
+    remove: list[int] = Field(default_factory=list)
+    require_brokers: list[int] = Field(default_factory=list, description="broker ids that must be registered "
+                                                                       "first (the new brokers of a scale-out)")
+    require_approval: bool = False
+    settings: RebalanceSettings = Field(default_factory=RebalanceSettings)
+    max_rounds: int = Field(default=10, ge=1, description="re-plan and run again while a plan came back "
+                                                         "truncated or the result is not balanced yet")
+
+
+class RebalanceProgress(Message):
+    """What the ``progress`` query returns and what a rebalance signals to its cluster's workflow."""
+
+    workflow_id: str
+    purpose: RebalancePurpose = "requested"
+    state: RebalanceState = "Planning"
+    reason: str = ""
+    moves: int = 0
+    batches: int = 0
+    batches_done: int = 0
+    bytes_to_move: int = 0
+    bytes_moved: int = 0
+    lower_bound_bytes: int = 0
+    disk_spread_before: float = 0.0
+    disk_spread_after: float = 0.0
+    replica_spread_before: float = 0.0
+    replica_spread_after: float = 0.0
+    eta_seconds: int | None = None
+    paused: bool = False
+    waiting: str = ""
+    message: str = ""
+
+
+class RebalanceResult(Message):
+    """How a rebalance ended. ``Infeasible``: the plan's hard goals cannot be met (nothing was moved);
+    ``Failed``/``Cancelled``: in-flight moves were cancelled, throttles cleared, the assignment is consistent."""
+
+    workflow_id: str
+    outcome: Literal["Succeeded", "Failed", "Cancelled", "Infeasible"]
+    purpose: RebalancePurpose = "requested"
+    message: str = ""
+    moves_done: int = 0
+    bytes_moved: int = 0
+    batches_done: int = 0
+    remove: list[int] = Field(default_factory=list)
+    emptied: bool = Field(default=False, description="scale-in: Kafka confirmed the removed brokers hold nothing")
+
+
+class RebalanceRequest(Message):
+    """Input of the cluster workflow's ``request_rebalance`` update."""
+
+    reason: str = Field(default="", max_length=1024)
+
+
+class ApproveRequest(Message):
+    """Input of ``approve_rebalance``: approve the plan waiting for approval (``workflow_id`` names it, so a
+    stale approval never approves a newer plan; empty = whichever waits)."""
+
+    workflow_id: str = ""
+    reason: str = Field(default="", max_length=1024)
+
+
+class RebalanceAccepted(Message):
+    accepted: bool = True
+    workflow_id: str = ""
     message: str = ""
 
 

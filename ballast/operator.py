@@ -28,6 +28,7 @@ from ballast.config import OperatorSettings
 from ballast.observability import tracing_interceptor
 from watchers.runner import Watchers, WatcherSettings
 from workflows.kafkacluster import KafkaClusterWorkflow
+from workflows.rebalance import RebalanceWorkflow
 from workflows.roll import RollWorkflow
 
 log = logging.getLogger("ballast.operator")
@@ -79,7 +80,7 @@ async def ensure_search_attributes(temporal: Client, namespace: str) -> list[str
 def build_worker(temporal: Client, settings: OperatorSettings, activities: ClusterActivities,
                  executor: ThreadPoolExecutor) -> Worker:
     # The activities use the synchronous kubernetes and kafka-python clients: they run on a thread pool.
-    return Worker(temporal, task_queue=settings.task_queue, workflows=[KafkaClusterWorkflow, RollWorkflow],
+    return Worker(temporal, task_queue=settings.task_queue, workflows=[KafkaClusterWorkflow, RollWorkflow, RebalanceWorkflow],
                   activities=activities.all(), activity_executor=executor,
                   max_concurrent_activities=executor._max_workers)
 
