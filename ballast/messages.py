@@ -150,6 +150,15 @@ class KafkaClusterWorkflowInput(Message):
     applied_spec: dict[str, Any] | None = Field(default=None, description="the spec the brokers' configuration "
                                                                            "was last applied from")
     roll_hold: RollHold | None = None
+    # Rebalancing, scale-in and volume expansion (issue 6), carried over continue-as-new.
+    rebalance_count: int = Field(default=0, ge=0, description="rebalances started so far (numbers their ids)")
+    last_rebalance_token: str = Field(default="", description=f"the last {REBALANCE_ANNOTATION} value acted on")
+    pending_rebalance: PendingRebalance | None = None
+    drained_target: int | None = Field(default=None, description="broker count a finished drain allows")
+    drained_remove: list[int] = Field(default_factory=list, description="drained broker ids still to remove")
+    scale_in_hold: ScaleInHold | None = None
+    volume_sizes: dict[str, str] = Field(default_factory=dict, description="role -> storage size expanded to")
+    next_skew_check: str = Field(default="", description="ISO time of the next disk skew check")
 
     @property
     def ref(self) -> ClusterRef:
@@ -378,6 +387,24 @@ class ApproveRequest(Message):
 class RebalanceAccepted(Message):
     accepted: bool = True
     workflow_id: str = ""
+    message: str = ""
+
+
+class PendingRebalance(Message):
+    """A rebalance the cluster workflow starts once no other structural operation runs."""
+
+    purpose: RebalancePurpose
+    reason: str = ""
+    require_brokers: list[int] = Field(default_factory=list)
+
+
+class ScaleInHold(Message):
+    """A scale-in to ``target`` that failed, was cancelled or is impossible: not retried on its own for this
+    ``generation`` (a new spec generation tries again)."""
+
+    target: int
+    generation: int
+    outcome: Literal["Failed", "Cancelled", "Infeasible"]
     message: str = ""
 
 

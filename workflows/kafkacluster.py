@@ -33,7 +33,7 @@ import asyncio
 import base64
 import contextlib
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
@@ -45,11 +45,19 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from activities import contracts as act
-    from ballast import planner, roll
+    from ballast import planner, roll, scaling
     from ballast.manifests.names import Role, config_map_name, node_ids
     from ballast.messages import (
         QUERY_PLAN,
+        QUERY_REBALANCE,
         QUERY_STATUS,
+        REBALANCE_ANNOTATION,
+        REBALANCE_APPROVE,
+        REBALANCE_SIGNAL_APPROVE,
+        REBALANCE_SIGNAL_CANCEL,
+        REBALANCE_SIGNAL_PAUSE,
+        REBALANCE_SIGNAL_RESUME,
+        REBALANCE_WORKFLOW_NAME,
         ROLL_ANNOTATION,
         ROLL_SIGNAL_CANCEL,
         ROLL_SIGNAL_EXTEND,
@@ -60,16 +68,28 @@ with workflow.unsafe.imports_passed_through():
         SA_CLUSTER_NAMESPACE,
         SA_CLUSTER_PHASE,
         SIGNAL_OBSERVED_CHANGED,
+        SIGNAL_REBALANCE_PROGRESS,
         SIGNAL_ROLL_PROGRESS,
         SIGNAL_SPEC_CHANGED,
+        UPDATE_APPROVE_REBALANCE,
         UPDATE_CANCEL_OPERATION,
         UPDATE_PAUSE,
+        UPDATE_REQUEST_REBALANCE,
         UPDATE_REQUEST_ROLL,
         UPDATE_RESUME,
+        ApproveRequest,
         CancelRequest,
         KafkaClusterWorkflowInput,
         ObservedChanged,
         PauseRequest,
+        PendingRebalance,
+        RebalanceAccepted,
+        RebalanceInput,
+        RebalanceProgress,
+        RebalancePurpose,
+        RebalanceRequest,
+        RebalanceResult,
+        RebalanceSettings,
         ResumeRequest,
         RollExtend,
         RollHold,
@@ -79,13 +99,16 @@ with workflow.unsafe.imports_passed_through():
         RollRequestAccepted,
         RollResult,
         RollStep,
+        ScaleInHold,
         SpecChanged,
         WorkflowStatusView,
+        rebalance_workflow_id,
         roll_workflow_id,
     )
     from ballast.observed import ObservedCluster, PodState
-    from ballast.spec import KafkaClusterSpec
+    from ballast.spec import KafkaClusterSpec, format_duration, quantity_bytes
     from ballast.status import ConditionType, Phase
+    from ballast.units import format_bytes
     from ballast.validation import FieldError, parse_spec
 
 WORKFLOW_NAME = "KafkaClusterWorkflow"
@@ -104,6 +127,15 @@ SETTLE_ATTEMPTS = 6
 OPERATION_ROLL = "Roll"
 # workflow.patched id of the roll integration (the re-observation after applying a StatefulSet).
 ROLL_PATCH = "roll-after-apply"
+# workflow.patched id of the structural operations (scale-in/out, rebalance, volume expansion, skew checks).
+REBALANCE_PATCH = "rebalance"
+OPERATION_REBALANCE = "Rebalance"
+OPERATION_SCALE_IN = "ScaleIn"
+OPERATION_SCALE_OUT = "ScaleOut"
+_OPERATION_OF: dict[str, str] = {"scale-in": OPERATION_SCALE_IN, "scale-out": OPERATION_SCALE_OUT,
+                                 "skew": OPERATION_REBALANCE, "requested": OPERATION_REBALANCE}
+
+SKEW_CHECK_SUMMARY = "check disk skew"
 
 SA_NAME = SearchAttributeKey.for_keyword(SA_CLUSTER_NAME)
 SA_NAMESPACE = SearchAttributeKey.for_keyword(SA_CLUSTER_NAMESPACE)
@@ -143,6 +175,9 @@ _WAIT = _Options(
 )
 # Kafka admin calls (dynamic broker settings): bounded by the operator's Kafka timeouts.
 _KAFKA = _Options(start_to_close=timedelta(minutes=1), retry=_KUBE_RETRY)
+# The periodic skew check plans (as an observation) with a few quick retries; a failure skips one check.
+_SKEW_CHECK = _Options(start_to_close=timedelta(minutes=5), heartbeat=timedelta(seconds=60),
+                       retry=RetryPolicy(initial_interval=timedelta(seconds=5), maximum_attempts=3))
 # Events are for people; never hold up a reconcile for one.
 _EVENT = _Options(
     start_to_close=timedelta(seconds=30),
@@ -207,6 +242,21 @@ class _RunningRoll:
     sent: set[tuple[int, str]] = field(default_factory=set)
     progress: RollProgress | None = None
     cancel: str = ""
+
+
+@dataclass
+class _RunningRebalance:
+    """The rebalance child this workflow started (one structural operation at a time)."""
+
+    workflow_id: str
+    purpose: RebalancePurpose
+    started_at: str
+    reason: str = ""
+    target: int | None = None  # scale-in: the broker count it drains for
+    remove: list[int] = field(default_factory=list)
+    generation: int = 0  # the KafkaCluster generation it was started for
+    progress: RebalanceProgress | None = None
+    cancel_sent: bool = False
 
 
 def _revisions(observed: ObservedCluster) -> str:
@@ -292,6 +342,21 @@ class KafkaClusterWorkflow:
         self._roll_report_due = False
         self._roll_watch: asyncio.Task[None] | None = None
         self._applied_updates: list[str] = []  # "Kind/name" this pass' applies updated
+        # Rebalancing, scale-in and volume expansion.
+        self._rebalance_count = input.rebalance_count
+        self._last_rebalance_token = input.last_rebalance_token
+        self._pending_rebalance: PendingRebalance | None = input.pending_rebalance
+        self._drained_target = input.drained_target
+        self._drained_remove: list[int] = list(input.drained_remove)
+        self._scale_in_hold: ScaleInHold | None = input.scale_in_hold
+        self._volume_sizes: dict[str, str] = dict(input.volume_sizes)
+        self._next_skew_check = input.next_skew_check
+        self._skew_check_due = False
+        self._rebalance: _RunningRebalance | None = None
+        self._rebalance_done: RebalanceResult | None = None
+        self._rebalance_report_due = False
+        self._rebalance_watch: asyncio.Task[None] | None = None
+        self._apply_raw: dict[str, Any] | None = None  # the spec manifests are rendered from this pass
 
     # --- run -------------------------------------------------------------------------------------------
 
@@ -318,14 +383,21 @@ class KafkaClusterWorkflow:
             if self._roll_report_due:
                 await self._report_roll()
                 continue
+            if self._rebalance_report_due:
+                await self._report_rebalance()
+                continue
+            timeout, summary = self._wake_up()
             try:
                 await workflow.wait_condition(
-                    lambda: self._work_ready() or self._continue_as_new_due() or self._roll_report_due,
-                    timeout=self._retry_delay(), timeout_summary="retry the failed pass")
+                    lambda: (self._work_ready() or self._continue_as_new_due() or self._roll_report_due
+                             or self._rebalance_report_due),
+                    timeout=timeout, timeout_summary=summary)
             except TimeoutError:
+                if summary == SKEW_CHECK_SUMMARY:
+                    self._skew_check_due = True
                 self._pass_due = True
                 continue
-            if self._roll_report_due:
+            if self._roll_report_due or self._rebalance_report_due:
                 continue
             if self._continue_as_new_due():
                 return
@@ -344,6 +416,20 @@ class KafkaClusterWorkflow:
         return not self._paused and (self._pending_spec is not None or bool(self._pending_observed)
                                      or self._pass_due)
 
+    def _wake_up(self) -> tuple[timedelta | None, str]:
+        """The timer of the wait for work: a failed pass' retry, or the next disk skew check (durable)."""
+        retry = self._retry_delay()
+        skew = self._until_skew_check()
+        if skew is not None and (retry is None or skew < retry):
+            return skew, SKEW_CHECK_SUMMARY
+        return retry, "retry the failed pass"
+
+    def _until_skew_check(self) -> timedelta | None:
+        if not self._next_skew_check or self._paused or self._skew_check_due:
+            return None
+        due = datetime.fromisoformat(self._next_skew_check)
+        return max(due - workflow.now(), timedelta(seconds=1))
+
     def _retry_delay(self) -> timedelta | None:
         """Back-off before retrying a failed pass; None (no timer) when nothing failed or a pass is due."""
         if self._failures == 0 or self._pass_due or self._paused:
@@ -354,6 +440,8 @@ class KafkaClusterWorkflow:
     def _continue_as_new_due(self) -> bool:
         if self._roll is not None or self._roll_done is not None or self._roll_report_due:
             return False  # the roll reports to this run and is awaited by it: continue after it ended
+        if self._rebalance is not None or self._rebalance_done is not None or self._rebalance_report_due:
+            return False
         if self._max_passes is not None and self._passes >= self._max_passes:
             return True
         return workflow.info().is_continue_as_new_suggested()
@@ -370,7 +458,11 @@ class KafkaClusterWorkflow:
             pause_reason=self._pause_reason, uid=self._uid, phase=self._phase.value,
             consecutive_failures=self._failures, max_passes_before_continue_as_new=self._max_passes,
             last_roll_token=self._last_roll_token, roll_count=self._roll_count,
-            pending_roll_requests=self._roll_requests, applied_spec=self._applied_spec, roll_hold=self._roll_hold)
+            pending_roll_requests=self._roll_requests, applied_spec=self._applied_spec, roll_hold=self._roll_hold,
+            rebalance_count=self._rebalance_count, last_rebalance_token=self._last_rebalance_token,
+            pending_rebalance=self._pending_rebalance, drained_target=self._drained_target,
+            drained_remove=self._drained_remove, scale_in_hold=self._scale_in_hold,
+            volume_sizes=self._volume_sizes, next_skew_check=self._next_skew_check)
 
     # --- one pass --------------------------------------------------------------------------------------
 
@@ -416,6 +508,11 @@ class KafkaClusterWorkflow:
             await self._report_invalid(observed, errors)
             return
         self._invalid = None
+        wanted = spec
+        self._apply_raw = observed.spec
+        structural = workflow.patched(REBALANCE_PATCH)
+        if structural:
+            spec = await self._effective_spec(observed, wanted)
         plan = planner.plan_reconcile(observed, spec)
         if self._roll is not None:
             # Pods down for the roll are the roll's business (its gates and waits): no health waits here.
@@ -425,13 +522,23 @@ class KafkaClusterWorkflow:
             return
         if self._plan_done < len(plan):  # paused between steps
             return
+        if structural:
+            await self._finish_scale_in(spec)
+            await self._expand_volumes(spec)
         observed, held = await self._after_plan(observed, spec, plan)
+        if structural:
+            await self._structural(observed, wanted, spec)
         self._mark_processed(observed.generation)
         self._failures = 0
+        hold = self._scale_in_hold
         if self._roll is not None:
             await self._report_rolling(observed, spec)
         elif held is not None:
             await self._report_held(observed, spec, held)
+        elif hold is not None and hold.generation == observed.generation and self._rebalance is None:
+            await self._report_scale_in_held(observed, spec, hold)
+        elif self._rebalance is not None:
+            await self._report_rebalancing(observed, spec)
         else:
             await self._report_ready(observed, spec, plan)
 
@@ -525,7 +632,8 @@ class KafkaClusterWorkflow:
         if self._cluster_id is None:
             raise AssertionError("the plan applies manifests before the cluster id is fixed")
         result: act.ApplyManifestsResult = await self._call(act.APPLY_MANIFESTS, act.ApplyManifestsInput(
-            ref=self._ref, uid=observed.uid, spec=observed.spec, cluster_id=self._cluster_id,
+            ref=self._ref, uid=observed.uid, spec=self._apply_raw if self._apply_raw is not None else observed.spec,
+            cluster_id=self._cluster_id,
             components=components), _APPLY, f"apply {' and '.join(components)} manifests",
             act.ApplyManifestsResult)
         self._applied_updates += result.updated
@@ -535,6 +643,368 @@ class KafkaClusterWorkflow:
             activity, act.WaitInput(ref=self._ref, spec=observed.spec, expected=expected), _WAIT, summary,
             act.WaitResult)
         return result
+
+    # --- scaling, rebalancing, volume expansion ---------------------------------------------------------
+
+    async def _effective_spec(self, observed: ObservedCluster, wanted: KafkaClusterSpec) -> KafkaClusterSpec:
+        """``wanted`` with the broker count that may be rendered now: fewer brokers only once a scale-in drained
+        them -- and Kafka confirms, right before the StatefulSet shrinks, that they hold nothing. A larger count
+        queues the rebalance onto the new brokers (per ``rebalance.mode``)."""
+        current = scaling.current_broker_replicas(observed)
+        if self._drained_target is not None and self._drained_target != wanted.brokers.replicas:
+            # The spec moved on since the drain: it no longer allows anything.
+            self._drained_target = None
+            if current is not None and current > wanted.brokers.replicas:
+                self._drained_remove = []
+        replicas = scaling.effective_broker_replicas(wanted, observed, self._drained_target)
+        if current is not None and replicas < current:
+            remove = scaling.ScaleIn(current=current, target=replicas).remove
+            holders = await self._holders(remove)
+            if holders:
+                self._drained_target = None
+                replicas = current
+                await self._event("Warning", "ScaleInBlocked", f"brokers {remove} hold replicas again "
+                                  f"({holders}); draining again before removing them")
+        if current is not None and replicas > current and wanted.rebalance.mode != "off":
+            self._pending_rebalance = PendingRebalance(
+                purpose="scale-out", reason=f"scale-out from {current} to {replicas} brokers",
+                require_brokers=scaling.added_brokers(current, replicas))
+        spec, raw = scaling.with_broker_replicas(wanted, observed.spec, replicas)
+        self._apply_raw = raw
+        return spec
+
+    async def _holders(self, brokers: list[int]) -> str:
+        result: act.VerifyBrokersEmptyResult = await self._call(
+            act.VERIFY_BROKERS_EMPTY, act.VerifyBrokersEmptyInput(ref=self._ref, brokers=brokers), _KAFKA,
+            f"verify brokers {brokers} hold no replica", act.VerifyBrokersEmptyResult)
+        held = {b: p for b, p in result.holders.items() if p}
+        return "; ".join(f"broker {b}: {', '.join(p[:5])}{' ...' if len(p) > 5 else ''}" for b, p in held.items())
+
+    async def _finish_scale_in(self, spec: KafkaClusterSpec) -> None:
+        """After the StatefulSet shrank to a drained count: wait for the pods to go, unregister the brokers from
+        KRaft, delete their volume claims per ``deleteClaim``. Each step is idempotent (a crash repeats it)."""
+        remove = self._drained_remove
+        if not remove or self._drained_target != spec.brokers.replicas:
+            return
+        target = spec.brokers.replicas
+        await self._call(act.WAIT_BROKER_PODS_GONE, act.WaitBrokerPodsGoneInput(ref=self._ref, replicas=target),
+                         _WAIT, f"wait for broker pods {remove} to go")
+        await self._call(act.UNREGISTER_BROKERS, act.UnregisterBrokersInput(ref=self._ref, brokers=remove), _KAFKA,
+                         f"unregister brokers {remove}", act.UnregisterBrokersResult)
+        claims = "kept"
+        if spec.brokers.storage.delete_claim:
+            await self._call(act.DELETE_BROKER_CLAIMS, act.DeleteBrokerClaimsInput(ref=self._ref, ordinals=remove),
+                             _KUBE, f"delete the volume claims of brokers {remove}", act.DeleteBrokerClaimsResult)
+            claims = "deleted"
+        self._drained_remove = []
+        self._drained_target = None
+        await self._event("Normal", "ScaleInComplete", f"brokers {remove} removed (drained, unregistered; "
+                          f"volume claims {claims}); {target} brokers remain")
+
+    async def _expand_volumes(self, spec: KafkaClusterSpec) -> None:
+        """A larger ``storage.size``: grow the PVCs, wait for the resize, and roll only the pods whose volume
+        waits for a restart to finish it (FileSystemResizePending)."""
+        roles: tuple[tuple[act.Role, str], ...] = (("broker", spec.brokers.storage.size),
+                                                   ("controller", spec.controllers.storage.size))
+        for role, size in roles:
+            if self._plan.operation == planner.OPERATION_PROVISIONING:
+                self._volume_sizes[role] = size  # the claims were just created with this size
+            if not scaling.storage_grew(size, self._volume_sizes.get(role)):
+                continue
+            expanded: act.ExpandVolumesResult = await self._call(
+                act.EXPAND_VOLUMES, act.ExpandVolumesInput(ref=self._ref, role=role, size=size), _APPLY,
+                f"expand {role} volumes to {size}", act.ExpandVolumesResult)
+            resized: act.WaitVolumesResizedResult = await self._call(
+                act.WAIT_VOLUMES_RESIZED, act.WaitVolumesResizedInput(ref=self._ref, role=role, size=size), _WAIT,
+                f"wait for {role} volumes to reach {size}", act.WaitVolumesResizedResult)
+            restart = sorted(set(resized.restart_needed.values()))
+            if restart:
+                self._roll_requests.append(RollRequest(
+                    reason=f"finish the file system resize of {len(restart)} {role} volumes to {size}",
+                    brokers=restart))
+            if expanded.expanded:
+                await self._event("Normal", "VolumesExpanded", f"{len(expanded.expanded)} {role} volumes -> {size}"
+                                  + (f"; restarting {restart} to finish the resize" if restart else ""))
+            self._volume_sizes[role] = size
+
+    async def _structural(self, observed: ObservedCluster, wanted: KafkaClusterSpec, spec: KafkaClusterSpec) -> None:
+        """Start the next structural operation, one at a time: a scale-in drain, the rebalance after a
+        scale-out, a requested one, or one for disk skew found by the periodic check."""
+        running = self._rebalance
+        token = observed.annotations.get(REBALANCE_ANNOTATION, "")
+        new_token = token if token and token != self._last_rebalance_token else ""
+        if new_token:
+            self._last_rebalance_token = token
+        if running is not None:
+            await self._steer_rebalance(running, wanted, approve=new_token == REBALANCE_APPROVE,
+                                        scale_in=spec.brokers.replicas > wanted.brokers.replicas)
+            if new_token and new_token != REBALANCE_APPROVE:
+                self._pending_rebalance = PendingRebalance(purpose="requested",
+                                                           reason=f"annotation {REBALANCE_ANNOTATION}={token}")
+            return
+        if spec.brokers.replicas > wanted.brokers.replicas:
+            hold = self._scale_in_hold
+            if hold is None or hold.target != wanted.brokers.replicas or hold.generation != observed.generation:
+                scale_in = scaling.ScaleIn(current=spec.brokers.replicas, target=wanted.brokers.replicas)
+                self._scale_in_hold = None
+                await self._start_rebalance("scale-in", f"scale-in from {scale_in.current} to {scale_in.target} "
+                                            f"brokers: drain {scale_in.remove}", wanted, observed,
+                                            remove=scale_in.remove, target=scale_in.target)
+            return
+        self._scale_in_hold = None
+        if new_token and new_token != REBALANCE_APPROVE:
+            self._pending_rebalance = PendingRebalance(purpose="requested",
+                                                       reason=f"annotation {REBALANCE_ANNOTATION}={token}")
+        pending = self._pending_rebalance
+        if pending is not None:
+            self._pending_rebalance = None
+            await self._start_rebalance(pending.purpose, pending.reason, wanted, observed,
+                                        require=pending.require_brokers)
+            return
+        await self._check_skew(wanted, observed)
+
+    async def _steer_rebalance(self, running: _RunningRebalance, wanted: KafkaClusterSpec, *, approve: bool,
+                               scale_in: bool) -> None:
+        """A running rebalance that no longer fits the spec is cancelled (a scale-in to another count; a plan
+        waiting for approval when a scale-in is asked for); an approval annotation approves a waiting plan."""
+        progress = running.progress
+        awaiting = progress is not None and progress.state == "AwaitingApproval"
+        if running.cancel_sent:
+            return
+        if running.purpose == "scale-in" and running.target != wanted.brokers.replicas:
+            running.cancel_sent = True
+            await self._signal_rebalance(REBALANCE_SIGNAL_CANCEL, CancelRequest(
+                reason=f"spec.brokers.replicas is {wanted.brokers.replicas} now"))
+        elif running.purpose != "scale-in" and awaiting and scale_in:
+            running.cancel_sent = True
+            await self._signal_rebalance(REBALANCE_SIGNAL_CANCEL, CancelRequest(
+                reason=f"superseded by a scale-in to {wanted.brokers.replicas} brokers"))
+        elif approve and awaiting:
+            await self._signal_rebalance(REBALANCE_SIGNAL_APPROVE, ApproveRequest(
+                workflow_id=running.workflow_id, reason=f"annotation {REBALANCE_ANNOTATION}={REBALANCE_APPROVE}"))
+
+    async def _check_skew(self, wanted: KafkaClusterSpec, observed: ObservedCluster) -> None:
+        """The durable periodic check: start a rebalance when disk usage drifted apart beyond the threshold."""
+        now = workflow.now()
+        if self._next_skew_check and not self._skew_check_due:
+            return
+        self._next_skew_check = (now + wanted.rebalance.interval).isoformat()
+        if not self._skew_check_due:
+            return  # the first pass only schedules the check
+        self._skew_check_due = False
+        if wanted.rebalance.mode == "off" or self._roll is not None:
+            return
+        try:
+            plan: act.PlanRebalanceResult = await self._call(
+                act.PLAN_REBALANCE, act.PlanRebalanceInput(
+                    ref=self._ref, tolerance_percent=wanted.rebalance.tolerance_percent,
+                    capacity_threshold_percent=wanted.rebalance.capacity_threshold_percent,
+                    max_moves_per_batch=wanted.rebalance.max_moves_per_batch, max_moves=1,
+                    capacity_fallback_bytes=quantity_bytes(wanted.brokers.storage.size)),
+                _SKEW_CHECK, "check disk skew", act.PlanRebalanceResult)
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise
+            workflow.logger.warning("disk skew check failed: %s", _failure_message(err))
+            return
+        spread = plan.disk_before.max_deviation_percent
+        if scaling.skewed(spread, wanted.rebalance.skew_threshold_percent) and plan.batches:
+            await self._start_rebalance("skew", f"disk usage spread {spread:.1f}% exceeds "
+                                        f"{wanted.rebalance.skew_threshold_percent}%", wanted, observed)
+
+    async def _start_rebalance(self, purpose: RebalancePurpose, reason: str, wanted: KafkaClusterSpec,
+                               observed: ObservedCluster, *, remove: list[int] | None = None,
+                               require: list[int] | None = None, target: int | None = None) -> None:
+        self._rebalance_count += 1
+        rebalance_id = rebalance_workflow_id(self._ref.namespace, self._ref.name, self._rebalance_count)
+        r = wanted.rebalance
+        settings = RebalanceSettings(
+            throttle_bytes_per_sec=r.throttle_bytes_per_sec, tolerance_percent=r.tolerance_percent,
+            capacity_threshold_percent=r.capacity_threshold_percent, max_moves_per_batch=r.max_moves_per_batch,
+            capacity_fallback_bytes=quantity_bytes(wanted.brokers.storage.size))
+        # A scale-in is the user's explicit request and its drain is the only way to apply it: no approval step.
+        approval = r.mode == "approval" and purpose != "scale-in"
+        handle = await workflow.start_child_workflow(
+            REBALANCE_WORKFLOW_NAME, RebalanceInput(
+                ref=self._ref, purpose=purpose, reason=reason, remove=remove or [], require_brokers=require or [],
+                require_approval=approval, settings=settings),
+            id=rebalance_id, result_type=RebalanceResult, parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+            static_summary=f"{purpose} {self._ref.namespace}/{self._ref.name}: {reason}"[:200])
+        state = _RunningRebalance(workflow_id=rebalance_id, purpose=purpose, started_at=_timestamp(), reason=reason,
+                                  target=target, remove=remove or [], generation=observed.generation)
+        self._rebalance = state
+        self._rebalance_watch = asyncio.create_task(self._watch_rebalance(state, handle))
+        self._rebalance_report_due = True
+        await self._event("Normal", "RebalanceStarted", f"{rebalance_id} ({purpose}): {reason}"
+                          + ("; the plan waits for approval" if approval else ""))
+        self._show()
+
+    async def _watch_rebalance(self, state: _RunningRebalance,
+                               handle: workflow.ChildWorkflowHandle[Any, RebalanceResult]) -> None:
+        try:
+            result = await handle
+        except ChildWorkflowError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            result = RebalanceResult(workflow_id=state.workflow_id, outcome="Failed", purpose=state.purpose,
+                                     message=f"the rebalance workflow ended abnormally: {message}")
+        self._rebalance_finished(state, result)
+
+    def _rebalance_finished(self, state: _RunningRebalance, result: RebalanceResult) -> None:
+        if self._rebalance is not state:
+            return
+        self._rebalance = None
+        self._rebalance_done = result
+        if state.purpose == "scale-in" and state.target is not None:
+            if result.outcome == "Succeeded" and result.emptied:
+                self._drained_target = state.target
+                self._drained_remove = state.remove
+            elif result.outcome != "Succeeded":
+                self._scale_in_hold = ScaleInHold(target=state.target, generation=state.generation,
+                                                  outcome=result.outcome, message=result.message)
+        self._rebalance_report_due = True
+        self._pass_due = True  # observe afresh: shrink after a drain, report Ready, or the next operation
+        self._show()
+
+    async def _signal_rebalance(self, name: str, arg: BaseModel) -> bool:
+        state = self._rebalance
+        if state is None:
+            return False
+        try:
+            await workflow.get_external_workflow_handle(state.workflow_id).signal(name, arg)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # it ended meanwhile (its result is on the way)
+            workflow.logger.info("%s not delivered to %s: %s", name, state.workflow_id, err)
+            return False
+        return True
+
+    @staticmethod
+    def _rebalance_status(p: RebalanceProgress, workflow_id: str) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "state": p.state, "reason": p.reason[:512], "workflowId": workflow_id, "moves": p.moves,
+            "batches": p.batches, "batchesDone": p.batches_done, "bytesToMove": p.bytes_to_move,
+            "bytesMoved": p.bytes_moved, "lowerBoundBytes": p.lower_bound_bytes,
+            "diskSpreadBefore": f"{p.disk_spread_before:.1f}%", "diskSpreadAfter": f"{p.disk_spread_after:.1f}%",
+            "replicaSpreadBefore": f"{p.replica_spread_before:.1f}%",
+            "replicaSpreadAfter": f"{p.replica_spread_after:.1f}%", "message": (p.waiting or p.message)[:1024]}
+        if p.eta_seconds is not None:
+            status["eta"] = format_duration(timedelta(seconds=p.eta_seconds))
+        return status
+
+    def _rebalance_operation(self, state: _RunningRebalance) -> dict[str, Any]:
+        p = state.progress
+        operation = {"type": _OPERATION_OF[state.purpose], "workflowId": state.workflow_id,
+                     "startedAt": state.started_at}
+        if p is None:
+            return {**operation, "step": "planning", "progress": state.reason[:1024]}
+        eta = f", ETA {format_duration(timedelta(seconds=p.eta_seconds))}" if p.eta_seconds is not None else ""
+        step = {"AwaitingApproval": "waiting for approval", "Planning": "planning",
+                "Paused": "paused"}.get(p.state, f"batch {min(p.batches_done + 1, p.batches)}/{p.batches}")
+        return {**operation, "step": step,
+                "progress": f"{format_bytes(p.bytes_moved)} of {format_bytes(p.bytes_to_move)} moved{eta}"[:1024]}
+
+    def _rebalance_message(self, state: _RunningRebalance) -> str:
+        op = self._rebalance_operation(state)
+        return f"{state.purpose} {state.workflow_id}: {op['step']}; {op.get('progress', '')}"
+
+    async def _report_rebalance(self) -> None:
+        """Write the running rebalance's progress, or its end, to status (between passes; best effort)."""
+        self._rebalance_report_due = False
+        done, state = self._rebalance_done, self._rebalance
+        try:
+            if done is not None:
+                self._rebalance_done = None
+                await self._report_rebalance_end(done)
+            elif state is not None and state.progress is not None:
+                update = act.StatusUpdate(ref=self._ref,
+                                          rebalance=self._rebalance_status(state.progress, state.workflow_id))
+                if self._roll is None:
+                    if self._phase in (Phase.READY, Phase.RECONCILING):
+                        self._set_phase(Phase.RECONCILING)
+                    self._message = self._rebalance_message(state)
+                    update.phase = self._phase.value
+                    update.current_operation = self._rebalance_operation(state)
+                    update.conditions = [_Condition(ConditionType.RECONCILING, "True", _OPERATION_OF[state.purpose],
+                                                    self._message).update()]
+                self._show()
+                await self._write_status(update, summary="report rebalance progress")
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise
+            workflow.logger.warning("rebalance progress not reported: %s", _failure_message(err))
+
+    async def _report_rebalance_end(self, result: RebalanceResult) -> None:
+        outcome = "Failed" if result.outcome == "Infeasible" else result.outcome
+        type_ = _OPERATION_OF[result.purpose]
+        last = {"type": type_, "workflowId": result.workflow_id, "result": outcome,
+                "message": result.message[:1024], "finishedAt": _timestamp()}
+        rebalance = dict(self._status_written.get("rebalance") or {})
+        rebalance.update({"state": outcome, "workflowId": result.workflow_id, "message": result.message[:1024],
+                          "bytesMoved": result.bytes_moved, "batchesDone": result.batches_done})
+        rebalance.pop("eta", None)
+        rebalance.setdefault("reason", "")
+        self._message = f"{type_} {result.workflow_id} {result.outcome.lower()}: {result.message}"
+        self._show()
+        update = act.StatusUpdate(ref=self._ref, last_operation=last, rebalance=rebalance)
+        if self._roll is None:
+            update.current_operation = {}
+            update.conditions = [_Condition(ConditionType.RECONCILING, "False", f"{type_}{result.outcome}",
+                                            result.message).update()]
+        await self._write_status(update, summary=f"report {type_} {result.outcome}")
+
+    async def _report_rebalancing(self, observed: ObservedCluster, spec: KafkaClusterSpec) -> None:
+        """The pass is done while a rebalance runs: the cluster serves and is Reconciling."""
+        state = self._rebalance
+        assert state is not None
+        self._set_phase(Phase.RECONCILING)
+        self._step = ""
+        self._message = self._rebalance_message(state)
+        update = act.StatusUpdate(
+            ref=self._ref, observed_generation=observed.generation, phase=Phase.RECONCILING.value,
+            conditions=[c.update() for c in (
+                _Condition(ConditionType.RECONCILING, "True", _OPERATION_OF[state.purpose], self._message),
+                _Condition(ConditionType.READY, "True", "Serving", "serving while replicas move"),
+                _Condition(ConditionType.DEGRADED, "False", "Healthy"),
+                _Condition(ConditionType.INVALID, "False", "SpecValid"))],
+            brokers_desired=spec.brokers.replicas, controllers_desired=spec.controllers.replicas,
+            current_operation=self._rebalance_operation(state))
+        await self._write_status(update, summary="report the rebalance")
+        self._operation = None
+
+    async def _report_scale_in_held(self, observed: ObservedCluster, spec: KafkaClusterSpec,
+                                    hold: ScaleInHold) -> None:
+        """A scale-in that could not be applied: the cluster keeps its brokers and says why."""
+        message = (f"spec.brokers.replicas={hold.target} not applied ({hold.outcome.lower()}): {hold.message}; "
+                   f"still {spec.brokers.replicas} brokers. A new spec generation tries again.")
+        conditions = [_Condition(ConditionType.RECONCILING, "False", f"ScaleIn{hold.outcome}", message),
+                      _Condition(ConditionType.READY, "True", "Serving",
+                                 f"serving with {spec.brokers.replicas} brokers")]
+        if hold.outcome == "Infeasible":
+            phase = Phase.INVALID
+            conditions.append(_Condition(ConditionType.INVALID, "True", "ScaleInRefused", message))
+        elif hold.outcome == "Failed":
+            phase = Phase.DEGRADED
+            conditions.append(_Condition(ConditionType.DEGRADED, "True", "ScaleInFailed", message))
+        else:
+            phase = Phase.READY
+            conditions.append(_Condition(ConditionType.DEGRADED, "False", "Healthy"))
+        if hold.outcome != "Infeasible":
+            conditions.append(_Condition(ConditionType.INVALID, "False", "SpecValid"))
+        was = self._phase
+        self._set_phase(phase)
+        self._step = ""
+        self._message = message
+        await self._write_status(act.StatusUpdate(
+            ref=self._ref, observed_generation=observed.generation, phase=phase.value,
+            conditions=[c.update() for c in conditions], brokers_desired=spec.brokers.replicas,
+            controllers_desired=spec.controllers.replicas,
+            current_operation={} if self._operation else None,
+            last_operation=self._last_operation("Failed", message) if self._operation else None),
+            summary="report the scale-in not applied")
+        self._operation = None
+        if was is not phase and hold.outcome == "Infeasible":
+            await self._event("Warning", "ScaleInRefused", message)
 
     # --- rolling restarts ------------------------------------------------------------------------------
 
@@ -1072,6 +1542,13 @@ class KafkaClusterWorkflow:
             lines.append(f"- roll held ({self._roll_hold.outcome}): {self._roll_hold.message}")
         if self._roll_requests:
             lines.append(f"- queued: {len(self._roll_requests)} roll request(s)")
+        if self._rebalance is not None:
+            lines.append(f"- {self._rebalance_message(self._rebalance)}")
+        if self._pending_rebalance is not None:
+            lines.append(f"- queued: {self._pending_rebalance.purpose} rebalance ({self._pending_rebalance.reason})")
+        if self._scale_in_hold is not None:
+            lines.append(f"- scale-in to {self._scale_in_hold.target} not applied ({self._scale_in_hold.outcome}): "
+                         f"{self._scale_in_hold.message}")
         workflow.set_current_details("\n".join(lines))
 
     def _view(self) -> WorkflowStatusView:
@@ -1093,6 +1570,9 @@ class KafkaClusterWorkflow:
             self._processed_generation = 0
             self._pending_spec = None
         token = change.annotations.get(ROLL_ANNOTATION, "")
+        rebalance_token = change.annotations.get(REBALANCE_ANNOTATION, "")
+        if rebalance_token and rebalance_token != self._last_rebalance_token and not self._pass_due:
+            self._pass_due = True
         if token and token != self._last_roll_token and not self._pass_due:
             self._pass_due = True
             self._show()
@@ -1169,6 +1649,63 @@ class KafkaClusterWorkflow:
         self._roll_report_due = True
         self._show()
 
+    @workflow.signal(name=SIGNAL_REBALANCE_PROGRESS)
+    def rebalance_progress(self, progress: RebalanceProgress) -> None:
+        """Progress of the rebalance this workflow runs (a rebalance started by hand is not tracked here)."""
+        state = self._rebalance
+        if state is None or state.workflow_id != progress.workflow_id:
+            return
+        state.progress = progress
+        self._rebalance_report_due = True
+        self._show()
+
+    @workflow.query(name=QUERY_REBALANCE)
+    def rebalance(self) -> RebalanceProgress | None:
+        """The running rebalance's progress (its plan: the ``plan`` query of its workflow), else None."""
+        state = self._rebalance
+        return state.progress if state is not None else None
+
+    @workflow.update(name=UPDATE_REQUEST_REBALANCE)
+    async def request_rebalance(self, request: RebalanceRequest) -> RebalanceAccepted:
+        """Plan and run a rebalance now (with ``rebalance.mode: approval``, the plan waits for approval)."""
+        reason = request.reason or "requested"
+        self._pending_rebalance = PendingRebalance(purpose="requested", reason=reason)
+        self._pass_due = True
+        self._show()
+        message = "a rebalance starts" + (" after the running one" if self._rebalance is not None else "")
+        if self._paused:
+            message += " after resume (the cluster's workflow is paused)"
+        await self._event("Normal", "RebalanceRequested", reason)
+        return RebalanceAccepted(accepted=True, message=message)
+
+    @request_rebalance.validator
+    def _validate_request_rebalance(self, request: RebalanceRequest) -> None:
+        where = f"{self._ref.namespace}/{self._ref.name}"
+        if self._finished:
+            raise ValueError(f"{where} is gone; there is nothing to rebalance")
+        if self._phase not in (Phase.READY, Phase.RECONCILING):
+            raise ValueError(f"{where} is {self._phase.value}: a rebalance can be requested when the cluster is "
+                             "Ready or Reconciling")
+
+    @workflow.update(name=UPDATE_APPROVE_REBALANCE)
+    async def approve_rebalance(self, request: ApproveRequest) -> RebalanceAccepted:
+        """Approve the plan waiting for approval (``rebalance.mode: approval``)."""
+        state = self._rebalance
+        assert state is not None
+        await self._signal_rebalance(REBALANCE_SIGNAL_APPROVE, ApproveRequest(
+            workflow_id=state.workflow_id, reason=request.reason or "approved by an operator"))
+        return RebalanceAccepted(accepted=True, workflow_id=state.workflow_id, message="approved; moves start")
+
+    @approve_rebalance.validator
+    def _validate_approve_rebalance(self, request: ApproveRequest) -> None:
+        state = self._rebalance
+        where = f"{self._ref.namespace}/{self._ref.name}"
+        if state is None or state.progress is None or state.progress.state != "AwaitingApproval":
+            raise ValueError(f"{where}: no rebalance plan is waiting for approval")
+        if request.workflow_id and request.workflow_id != state.workflow_id:
+            raise ValueError(f"{where}: {request.workflow_id} is not the plan waiting for approval "
+                             f"({state.workflow_id})")
+
     # --- updates ---------------------------------------------------------------------------------------
 
     @workflow.update(name=UPDATE_PAUSE)
@@ -1179,6 +1716,8 @@ class KafkaClusterWorkflow:
         self._show()
         if self._roll is not None:
             await self._signal_roll(ROLL_SIGNAL_PAUSE, PauseRequest(reason=request.reason))
+        if self._rebalance is not None:
+            await self._signal_rebalance(REBALANCE_SIGNAL_PAUSE, PauseRequest(reason=request.reason))
         await self._event("Normal", "ReconcilePaused", request.reason or "paused by an operator")
         return self._view()
 
@@ -1200,6 +1739,8 @@ class KafkaClusterWorkflow:
         self._show()
         if self._roll is not None:
             await self._signal_roll(ROLL_SIGNAL_RESUME, ResumeRequest())
+        if self._rebalance is not None:
+            await self._signal_rebalance(REBALANCE_SIGNAL_RESUME, ResumeRequest())
         await self._event("Normal", "ReconcileResumed", "resumed by an operator")
         return self._view()
 
@@ -1237,16 +1778,24 @@ class KafkaClusterWorkflow:
     @workflow.update(name=UPDATE_CANCEL_OPERATION)
     async def cancel_operation(self, request: CancelRequest) -> WorkflowStatusView:
         """Cancel the running roll at its next step boundary (the restart in flight finishes: every pod is back).
-        It is not restarted on its own for the same revisions; ``request_roll`` or a new spec starts another."""
+        It is not restarted on its own for the same revisions; ``request_roll`` or a new spec starts another.
+        A running rebalance is cancelled too: its in-flight moves are cancelled (back on their original
+        replicas) and throttles cleared; a cancelled scale-in is not retried for the same generation."""
+        reason = request.reason or "cancelled by an operator"
         state = self._roll
-        assert state is not None
-        state.cancel = request.reason or "cancelled by an operator"
-        await self._signal_roll(ROLL_SIGNAL_CANCEL, CancelRequest(reason=state.cancel))
-        await self._event("Normal", "RollCancelRequested", f"{state.workflow_id}: {state.cancel}")
+        if state is not None:
+            state.cancel = reason
+            await self._signal_roll(ROLL_SIGNAL_CANCEL, CancelRequest(reason=state.cancel))
+            await self._event("Normal", "RollCancelRequested", f"{state.workflow_id}: {state.cancel}")
+        running = self._rebalance
+        if running is not None:
+            running.cancel_sent = True
+            await self._signal_rebalance(REBALANCE_SIGNAL_CANCEL, CancelRequest(reason=reason))
+            await self._event("Normal", "RebalanceCancelRequested", f"{running.workflow_id}: {reason}")
         return self._view()
 
     @cancel_operation.validator
     def _validate_cancel_operation(self, request: CancelRequest) -> None:
-        if self._roll is None:
+        if self._roll is None and self._rebalance is None:
             raise ValueError(f"{self._ref.namespace}/{self._ref.name}: no operation to cancel (a running roll "
-                             "can be cancelled; pause holds a reconcile)")
+                             "or rebalance can be cancelled; pause holds a reconcile)")

@@ -107,11 +107,12 @@ class FakeCluster:
     def activities(self) -> list[Callable[..., Any]]:
         return [self.observe_cluster, self.ensure_finalizer, self.remove_finalizer, self.apply_manifests,
                 self.wait_controllers_ready, self.wait_brokers_registered, self.update_status, self.record_event,
-                self.cleanup_cluster]
+                self.cleanup_cluster, self.expand_volumes, self.wait_volumes_resized]
 
     # What the tests look at.
 
-    def names(self, *, skip: tuple[str, ...] = (act.UPDATE_STATUS, act.RECORD_EVENT)) -> list[str]:
+    def names(self, *, skip: tuple[str, ...] = (act.UPDATE_STATUS, act.RECORD_EVENT, act.EXPAND_VOLUMES,
+                                                act.WAIT_VOLUMES_RESIZED)) -> list[str]:
         return [name for name, _ in self.calls if name not in skip]
 
     def count(self, name: str) -> int:
@@ -185,7 +186,8 @@ class FakeCluster:
             deleting=self.deleting, finalizers=list(self.finalizers), spec=self.spec,
             cluster_id=self.status.get("clusterId"), objects=objects,
             controllers=StatefulSetState(name=f"{self.name}-controller", exists=controllers),
-            brokers=StatefulSetState(name=f"{self.name}-broker", exists=brokers),
+            brokers=StatefulSetState(name=f"{self.name}-broker", exists=brokers,
+                                     replicas=spec.brokers.replicas if brokers else 0),
             controller_pods=[PodState(name=f"{self.name}-controller-{i}", node_id=i, ready=self.quorum_ready)
                              for i in controller_ids] if controllers else [],
             broker_pods=[PodState(name=f"{self.name}-broker-{i}", node_id=i, ready=i in self.registered)
@@ -264,6 +266,16 @@ class FakeCluster:
         await self._enter(act.RECORD_EVENT, inp)
         self.events.append(inp)
         return f"{self.name}.{len(self.events)}"
+
+    @activity.defn(name=act.EXPAND_VOLUMES)
+    async def expand_volumes(self, inp: act.ExpandVolumesInput) -> act.ExpandVolumesResult:
+        await self._enter(act.EXPAND_VOLUMES, inp)
+        return act.ExpandVolumesResult()
+
+    @activity.defn(name=act.WAIT_VOLUMES_RESIZED)
+    async def wait_volumes_resized(self, inp: act.WaitVolumesResizedInput) -> act.WaitVolumesResizedResult:
+        await self._enter(act.WAIT_VOLUMES_RESIZED, inp)
+        return act.WaitVolumesResizedResult()
 
     @activity.defn(name=act.CLEANUP_CLUSTER)
     async def cleanup_cluster(self, inp: act.CleanupInput) -> list[str]:
