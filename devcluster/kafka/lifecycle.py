@@ -211,7 +211,9 @@ class LifecycleMixin:
     def _try_register(self, node: _Node) -> None:
         if not node.running or not node.is_broker or not self._controller_active():
             return
-        if node.registered and node.registered_incarnation == node.incarnation:
+        if node.registered_incarnation == node.incarnation:
+            # Registered already, or this very process was unregistered (UnregisterBroker): its heartbeats
+            # fail with STALE_BROKER_EPOCH until it restarts, it does not register again.
             return
         if node.active:
             # The previous incarnation's session is still valid: DuplicateBrokerRegistration until it expires.

@@ -44,6 +44,7 @@ from devcluster.kafka.partitions import (
     PartitionState,
     ReplicaState,
     TopicState,
+    pkey,
 )
 from devcluster.kafka.quorum import Quorum
 from devcluster.kafka.replication import ReplicationMixin
@@ -183,6 +184,42 @@ class KafkaClusterModel(LifecycleMixin, TopicsMixin, ReplicationMixin):
 
 
     # ------------------------------------------------------- registration
+    def unregister_broker(self, broker_id: int) -> None:
+        """UnregisterBroker (KIP-631), as the KRaft controller of Kafka 3.9 does it (``ReplicationControlManager.
+        unregisterBroker``): the broker leaves every ISR it is in (never emptying one; leaderships move to the
+        next ISR member, as on fencing), then its registration is removed, so Metadata, DescribeCluster and
+        new replica placement no longer know it. Partition assignments are not touched: replicas still
+        assigned to the broker stay assigned (offline), which is why an operator drains a broker first.
+
+        Any registered broker can be unregistered -- fenced, stopped or still running: a live broker is not
+        refused. A running broker whose registration is removed keeps running, but its heartbeats now fail
+        with STALE_BROKER_EPOCH and (Kafka 3.9's BrokerLifecycleManager only retries them) it stays out of
+        the cluster until its process restarts and registers anew. A broker that restarted while its
+        previous registration was still held (waiting for the old session to expire) registers at once.
+
+        Raises KafkaError(BROKER_ID_NOT_REGISTERED) for an id with no registration (never seen, a controller,
+        or already unregistered), and NoActiveController without a quorum leader (metadata writes need one).
+        History: ``broker_unregistered`` (node).
+        """
+        self._sync()
+        self._require_controller()
+        node = self._nodes.get(broker_id)
+        if node is None or not node.is_broker or not node.registered:
+            raise KafkaError(ErrorCode.BROKER_ID_NOT_REGISTERED, f"Broker ID {broker_id} is not currently registered")
+        # handleBrokerUnregistered: the same ISR and leader changes as fencing, then UnregisterBrokerRecord.
+        node.fenced = True
+        for p in sorted(self._replicas_on.get(broker_id, ()), key=pkey):
+            isr = [r for r in p.isr if r != broker_id]
+            if not (broker_id in p.isr and self._change(p, isr=isr, acceptable=self._acceptor(p, remove=broker_id))):
+                self._refresh(p)
+        node.registered = False
+        node.session_deadline = math.inf
+        self._metadata_write(1)
+        self._record(HistoryEvent(self._now, "broker_unregistered", node=broker_id))
+        self._pending_isr = {r for r in self._pending_isr if r.broker != broker_id}
+        if node.running and node.incarnation != node.registered_incarnation:
+            self._try_register(node)  # a restarted broker that was waiting for the old registration to go
+
 
 
 

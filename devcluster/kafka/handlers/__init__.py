@@ -16,13 +16,15 @@ from devcluster.kafka.handlers import (
     metadata,
     reassignments,
     topics,
+    unregister_broker,
 )
 from devcluster.kafka.handlers.context import AddressResolver, NodeService, own_address
 from devcluster.kafka.protocol import ApiRegistry
 
 __all__ = ["AddressResolver", "NodeService", "default_registry", "own_address"]
 
-_MODULES = (api_versions, metadata, topics, configs, log_dirs, reassignments, elect_leaders, describe_quorum)
+_MODULES = (api_versions, metadata, topics, configs, log_dirs, reassignments, elect_leaders, describe_quorum,
+            unregister_broker)
 
 
 def default_registry() -> ApiRegistry:
