@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ballast.roll_cli import add_roll_command
 
     add_roll_command(sub, _add_temporal_flags)
+    from ballast.rebalance_cli import add_rebalance_command
+
+    add_rebalance_command(sub, _add_temporal_flags)
     _add_devcluster(sub)
     return parser
 
@@ -110,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ballast.roll_cli import main_roll
 
         main_roll(args, settings_from_args(args))
+    if args.command == "rebalance":
+        from ballast.rebalance_cli import main_rebalance
+
+        main_rebalance(args, settings_from_args(args))
     if args.command == "demo":
         from ballast.demo import run_demo
 
