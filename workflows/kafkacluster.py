@@ -785,6 +785,9 @@ class KafkaClusterWorkflow:
 
     async def _check_skew(self, wanted: KafkaClusterSpec, observed: ObservedCluster) -> None:
         """The durable periodic check: start a rebalance when disk usage drifted apart beyond the threshold."""
+        if wanted.rebalance.mode == "off":
+            self._next_skew_check, self._skew_check_due = "", False  # no timer while off
+            return
         now = workflow.now()
         if self._next_skew_check and not self._skew_check_due:
             return
@@ -792,7 +795,7 @@ class KafkaClusterWorkflow:
         if not self._skew_check_due:
             return  # the first pass only schedules the check
         self._skew_check_due = False
-        if wanted.rebalance.mode == "off" or self._roll is not None:
+        if self._roll is not None:
             return
         try:
             plan: act.PlanRebalanceResult = await self._call(
