@@ -340,3 +340,23 @@ def describe_quorum_via_controllers(bootstrap: str, timeout: float) -> QuorumInf
     info = _quorum_from_response(raw)
     info.cluster_id = cluster_id
     return info
+
+
+def admin_request(admin: KafkaAdminClient, request: Any, node_id: int | None = None) -> Any:
+    """Send one protocol ``request`` on the admin client's connections (to broker ``node_id``, else the least
+    loaded one) and return the response; for requests kafka-python's public methods do not offer as needed
+    (e.g. DescribeLogDirs with a null topic list: every replica log a broker has).
+
+    Raises :class:`KafkaUnreachable` when the request fails on the client side (connection, timeout, a node
+    the client does not know); errors inside the response are the caller's to read.
+    """
+    manager = admin._manager
+
+    async def send() -> Any:
+        return await manager.send(request, node_id=node_id)
+
+    try:
+        return manager.run(send)
+    except (kafka_errors.KafkaError, OSError) as err:
+        where = f" to broker {node_id}" if node_id is not None else ""
+        raise KafkaUnreachable(f"{type(request).__name__}{where} failed: {err}") from err

@@ -67,6 +67,7 @@ from activities.kube import (
     retryable,
     write_error,
 )
+from activities.rebalance import RebalanceActivities
 from activities.roll import REVISION_LABEL, RollActivities
 from ballast.config import OperatorSettings
 from ballast.manifests import (
@@ -221,7 +222,7 @@ def _kafka_port(spec: KafkaClusterSpec) -> int:
     return spec.listeners[0].port
 
 
-class ClusterActivities(RollActivities):
+class ClusterActivities(RollActivities, RebalanceActivities):
     """Activities for ``KafkaCluster`` objects, bound to one Kubernetes API client and the operator settings
     (the rolling-restart ones come from :class:`activities.roll.RollActivities`)."""
 
@@ -242,7 +243,8 @@ class ClusterActivities(RollActivities):
         """Every activity, for ``Worker(activities=...)``."""
         return [self.observe_cluster, self.ensure_finalizer, self.remove_finalizer, self.apply_manifests,
                 self.wait_controllers_ready, self.wait_brokers_registered, self.update_status,
-                self.record_event, self.cleanup_cluster, *self.roll_activities()]
+                self.record_event, self.cleanup_cluster, *self.roll_activities(),
+                *self.rebalance_activities()]
 
     # -- KafkaCluster access -------------------------------------------------------------------------------
 

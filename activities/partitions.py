@@ -179,3 +179,30 @@ def elect_preferred_leaders(admin: KafkaAdminClient, node_id: int) -> tuple[list
             else:
                 failed[name] = kafka_errors.for_code(part.error_code).__name__
     return sorted(elected), not_needed, failed
+
+
+def elect_preferred(admin: KafkaAdminClient,
+                    wanted: dict[str, list[int]]) -> tuple[list[str], list[str], dict[str, str]]:
+    """Preferred-leader election for exactly the partitions in ``wanted`` (topic -> partition indexes).
+    Returns (elected, not needed, failed ``topic-partition`` -> Kafka error name), each sorted: a partition
+    already led by its preferred replica is ``not needed``; an unknown one fails with
+    ``UnknownTopicOrPartitionError``. A top-level error (no controller, ...) raises :class:`KafkaUnreachable`."""
+    if not any(wanted.values()):
+        return [], [], {}
+    response = _ask("ElectLeaders", admin.elect_leaders, PREFERRED, wanted, raise_errors=False)
+    top = kafka_errors.for_code(int(getattr(response, "error_code", 0) or 0))
+    if top is not kafka_errors.NoError:
+        raise KafkaUnreachable(f"ElectLeaders failed: {top.__name__}")
+    elected: list[str] = []
+    not_needed: list[str] = []
+    failed: dict[str, str] = {}
+    for result in response.replica_election_results:
+        for part in result.partition_result:
+            name = f"{result.topic}-{part.partition_id}"
+            if part.error_code == 0:
+                elected.append(name)
+            elif part.error_code == _ELECTION_NOT_NEEDED:
+                not_needed.append(name)
+            else:
+                failed[name] = kafka_errors.for_code(part.error_code).__name__
+    return sorted(elected), sorted(not_needed), dict(sorted(failed.items()))
