@@ -750,3 +750,45 @@ def test_revision_name_matches_a_real_cluster(apps: client.AppsV1Api) -> None:
                                  "terminationMessagePolicy": "File"}],
                  "dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "schedulerName": "default-scheduler",
                  "securityContext": {}, "terminationGracePeriodSeconds": 30}}}}
+
+
+def test_a_set_recreated_after_an_orphaning_delete_adopts_its_pods_without_restarting_them(
+        dc: DevClusterThread, core: client.CoreV1Api, apps: client.AppsV1Api, readiness: Readiness,
+        pod_log: WatchLog, pvc_log: WatchLog) -> None:
+    """How an operator changes volumeClaimTemplates (immutable): delete the set with propagationPolicy Orphan,
+    create it again; the new set adopts the running pods (and the revision) by its selector, as
+    ControllerRefManager does, and nothing is restarted or re-created."""
+    apps.create_namespaced_stateful_set(NS, sts_body(replicas=2, update_strategy={"type": "OnDelete"}))
+    readiness.bring_up(["web-0", "web-1"])
+    old = apps.read_namespaced_stateful_set("web", NS)
+    revision = wait_status(apps, ready_replicas=2).update_revision
+    pods = {i: core.read_namespaced_pod(f"web-{i}", NS).metadata.uid for i in range(2)}
+
+    apps.delete_namespaced_stateful_set("web", NS, body=client.V1DeleteOptions(
+        propagation_policy="Orphan", preconditions=client.V1Preconditions(uid=old.metadata.uid)))
+    wait_for(lambda: not apps.list_namespaced_stateful_set(NS).items, message="the old set gone")
+    for i in range(2):  # orphaned: still running, no owner any more
+        pod = core.read_namespaced_pod(f"web-{i}", NS)
+        assert pod.metadata.uid == pods[i] and pod.metadata.deletion_timestamp is None
+        assert not pod.metadata.owner_references
+    bigger = sts_body(replicas=2, update_strategy={"type": "OnDelete"})
+    bigger["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] = "2Gi"
+    new = apps.create_namespaced_stateful_set(NS, bigger)
+    assert new.metadata.uid != old.metadata.uid
+
+    def adopted() -> bool:
+        return all([r.uid for r in core.read_namespaced_pod(f"web-{i}", NS).metadata.owner_references or []
+                    if r.controller] == [new.metadata.uid] for i in range(2))
+
+    wait_for(adopted, message="both pods adopted by the new set")
+    status = wait_status(apps, ready_replicas=2, current_replicas=2)
+    assert status.update_revision == status.current_revision == revision  # same pod template, same revision
+    [rev] = [r for r in apps.list_namespaced_controller_revision(NS).items if r.metadata.name == revision]
+    assert [o.uid for o in rev.metadata.owner_references] == [new.metadata.uid]
+    controller_idle(dc)
+    for i in range(2):
+        assert len(pod_log.all(f"web-{i}", added)) == 1 and not pod_log.all(f"web-{i}", deleting)
+        assert core.read_namespaced_pod(f"web-{i}", NS).metadata.uid == pods[i]
+        claim = core.read_namespaced_persistent_volume_claim(f"data-web-{i}", NS)
+        assert claim.spec.resources.requests["storage"] == "1Gi"  # claims are never changed by the set
+        assert len(pvc_log.all(f"data-web-{i}", added)) == 1
