@@ -114,6 +114,9 @@ class RebalancePlan:
     batches: tuple[tuple[Move, ...], ...] = ()
     figures: PlanFigures = field(default_factory=PlanFigures)
     infeasible: tuple[str, ...] = ()
+    # What the plan could not do or left alone, for people (status, CLI): a balance goal out of reach because
+    # partitions are indivisible, replicas on brokers unknown to the plan left in place.
+    notes: tuple[str, ...] = ()
 
     @property
     def moves(self) -> tuple[Move, ...]:
