@@ -312,6 +312,8 @@ class PlanRebalanceResult(Message):
     partitions: int = 0
     in_flight: list[str] = Field(default_factory=list, description="'topic-partition' already being reassigned "
                                                                  "(by someone else): planned around, not moved")
+    notes: list[str] = Field(default_factory=list, description="what the plan could not do or left alone, for "
+                                                             "people (RebalancePlan.notes)")
 
 
 class SubmitReassignmentsInput(Message):

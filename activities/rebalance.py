@@ -73,6 +73,7 @@ from activities.contracts import (
     WaitReassignmentsResult,
 )
 from ballast.messages import ClusterRef
+from ballast.rebalance import planner
 from ballast.rebalance.model import BrokerLoad, Goals, Move, PartitionLoad, RebalancePlan, Spread
 
 LEADER_THROTTLED_REPLICAS = "leader.replication.throttled.replicas"
@@ -332,8 +333,28 @@ class _WaitState:
     admin: Any = None
     finished: dict[Key, str] = field(default_factory=dict)  # key -> "" (at target) or its replicas
     copied: dict[Key, dict[int, int]] = field(default_factory=dict)  # key -> added replica's broker -> bytes
-
+    silent: list[int] = field(default_factory=list)  # brokers that did not answer DescribeLogDirs last poll
     last_beat: float = 0.0
+
+    def resume(self, previous: dict[str, Any]) -> None:
+        """Take over the copy sizes a previous attempt recorded (heartbeat details come back as plain JSON),
+        so a retry started while a destination broker is down does not report less than was seen."""
+        raw = previous.get("copied")
+        if not isinstance(raw, dict):
+            return
+        wanted = {m.key: (m.topic, m.partition) for m in self.inp.moves}
+        for name, sizes in raw.items():
+            key = wanted.get(str(name))
+            if key is None or not isinstance(sizes, dict):
+                continue
+            for broker, size in sizes.items():
+                if str(broker).isdigit() and isinstance(size, int):
+                    self.copied.setdefault(key, {})[int(broker)] = size
+
+    def record(self, result: WaitReassignmentsResult) -> None:
+        self.progress.update(bytesMoved=result.bytes_moved, bytesTotal=result.bytes_total, detail=result.detail,
+                             copied={_name(k): {str(b): n for b, n in sorted(v.items())}
+                                     for k, v in sorted(self.copied.items()) if _name(k) in result.in_flight})
 
     def beat(self) -> None:
         activity.heartbeat(dict(self.progress))
@@ -387,19 +408,18 @@ class RebalanceActivities:
     def plan_rebalance(self, inp: PlanRebalanceInput) -> PlanRebalanceResult:
         """Observe the cluster through Kafka and plan (see ``PlanRebalanceInput``).
 
-        Brokers and racks from DescribeCluster (fenced brokers included: they hold replicas; only unfenced
-        ones count for ``require_brokers``), partitions from Metadata, sizes and capacities from
-        DescribeLogDirs sent to every unfenced broker (a partition's size is its largest replica's; a broker's
-        capacity is its online log dirs' total bytes, else ``capacity_fallback_bytes``). Partitions with a
-        reassignment in flight are left out of the plan and listed in ``in_flight``. A required broker not
-        registered, or an unfenced broker not answering DescribeLogDirs, is a retryable error.
+        The plan's brokers are the registered, unfenced ones (DescribeCluster, with their racks): the planner
+        leaves replicas on any other broker (fenced: restarting, say) where they are, unless it is in
+        ``remove``. Partitions come from Metadata, sizes and capacities from DescribeLogDirs sent to every
+        plan broker (a partition's size is its largest replica's; a broker's capacity is its online log dirs'
+        total bytes, else ``capacity_fallback_bytes``). Partitions with a reassignment in flight are left out
+        of the plan and listed in ``in_flight``. A required broker not registered (or fenced), or a plan broker
+        not answering DescribeLogDirs, is a retryable error.
 
         The result holds at most ``max_moves`` moves (``truncated`` when the plan had more): ``moves`` and
         ``bytes_to_move`` count the moves returned, ``brokers`` shows each broker before and after them
         (leaders after = the preferred leader of each moved partition); the spreads and the lower bound are
         the whole plan's."""
-        from ballast.rebalance import planner  # type: ignore[attr-defined, unused-ignore]  # lands with the planner
-
         if inp.max_moves < 1 or inp.max_moves_per_batch < 1:
             raise ApplicationError(f"max_moves ({inp.max_moves}) and max_moves_per_batch "
                                    f"({inp.max_moves_per_batch}) must be at least 1", type=INVALID_INPUT,
@@ -433,8 +453,9 @@ class RebalanceActivities:
             for key, size in dirs.sizes.items():
                 sizes[key] = max(sizes.get(key, 0), size)
             activity.heartbeat({"phase": "observing", "broker": broker})
-        loads = [BrokerLoad(id=b, rack=rack, capacity_bytes=capacity.get(b) or inp.capacity_fallback_bytes)
-                 for b, rack in sorted(brokers.racks.items())]
+        loads = [BrokerLoad(id=b, rack=brokers.racks[b],
+                            capacity_bytes=capacity.get(b) or inp.capacity_fallback_bytes)
+                 for b in brokers.active]
         parts = [PartitionLoad(topic=key[0], partition=key[1], replicas=p.replicas, size_bytes=sizes.get(key, 0),
                                leader=p.leader)
                  for key, p in sorted(meta.items()) if key not in moving]
@@ -547,8 +568,9 @@ class RebalanceActivities:
 
     @activity.defn(name=WAIT_REASSIGNMENTS)
     def wait_reassignments(self, inp: WaitReassignmentsInput) -> WaitReassignmentsResult:
-        """Poll every ``poll_seconds`` (heartbeating ``{startedAt, polls, bytesMoved, bytesTotal, detail}``; a
-        retried attempt continues ``startedAt`` and the poll count) until none of ``moves`` is in flight, then
+        """Poll every ``poll_seconds`` (heartbeating ``{startedAt, polls, bytesMoved, bytesTotal, detail, copied}``;
+        a retried attempt continues ``startedAt``, the poll count and the copy sizes last seen, which stand in
+        for a destination broker that does not answer) until none of ``moves`` is in flight, then
         report which ended on their target (as a set of replicas) and which did not (``not_at_target``:
         cancelled or changed by someone else, or a topic deleted); or return ``done=False`` with the progress
         after ``report_after_seconds``. ``bytes_moved`` counts the added replicas' log sizes (DescribeLogDirs,
@@ -563,11 +585,12 @@ class RebalanceActivities:
                                     "polls": int(previous.get("polls") or 0)}
         deadline = time.monotonic() + inp.report_after_seconds
         state = _WaitState(inp, progress=progress, last_beat=time.monotonic())
+        state.resume(previous)
         try:
             while True:
                 progress["polls"] += 1
                 result = self._poll_reassignments(state)
-                progress.update(bytesMoved=result.bytes_moved, bytesTotal=result.bytes_total, detail=result.detail)
+                state.record(result)
                 state.beat()
                 left = deadline - time.monotonic()
                 if result.done or left <= 0:
@@ -606,6 +629,8 @@ class RebalanceActivities:
         detail = f"{len(completed)}/{len(moves)} moves done, {_gib(moved)} of {_gib(total)} moved"
         if not_at_target:
             detail += f", {len(not_at_target)} not on their target"
+        if state.silent and not problem:
+            detail += f"; brokers {state.silent} not answering (their copies as last seen)"
         return WaitReassignmentsResult(done=done, bytes_total=total, bytes_moved=moved, in_flight=in_flight,
                                        completed=completed, not_at_target=not_at_target, detail=detail + problem)
 
@@ -631,12 +656,14 @@ class RebalanceActivities:
         for key, flight in moving.items():
             for broker in flight.adding:
                 by_broker.setdefault(broker, []).append(key)
+        state.silent = []
         for broker, keys in sorted(by_broker.items()):
             state.keepalive()
             try:
                 dirs = _log_dirs(admin, broker, keys)
             except KafkaUnreachable:
-                continue  # that broker is restarting: keep what it reported last
+                state.silent.append(broker)  # restarting, say: keep what it reported last
+                continue
             for key in keys:
                 state.copied.setdefault(key, {})[broker] = dirs.sizes.get(key, 0)
 
@@ -757,6 +784,7 @@ def _plan_result(plan: RebalancePlan, observed: _Observed, max_moves: int) -> Pl
     return PlanRebalanceResult(
         batches=batches,
         infeasible=list(plan.infeasible),
+        notes=list(plan.notes),
         truncated=kept < len(plan.moves),
         moves=len(moves),
         bytes_to_move=sum(m.bytes_to_move for m in moves),
