@@ -164,7 +164,7 @@ def test_scale_out_plan_throttled_submit_wait_clear_elect(
     assert "[7]" in missing.value.message
 
     plan = env.run(acts.plan_rebalance, PlanRebalanceInput(ref=ref, require_brokers=[3], max_moves_per_batch=50,
-                                                           capacity_fallback_bytes=10 * 2**30))
+                                                           capacity_fallback_bytes=MiB))
     assert not plan.infeasible and not plan.truncated and plan.partitions == 8 and plan.in_flight == []
     moves = [m for batch in plan.batches for m in batch]
     assert moves and all(len(b) <= 50 for b in plan.batches) and plan.moves == len(moves)
@@ -174,7 +174,8 @@ def test_scale_out_plan_throttled_submit_wait_clear_elect(
     assert all(m.size_bytes == (4 * MiB if m.topic == "orders" else 0) for m in moves)
     by_id = {b.id: b for b in plan.brokers}
     assert sorted(by_id) == [0, 1, 2, 3] and all(by_id[b].rack == racks[b] for b in by_id)
-    assert all(b.capacity_bytes == 10 * 2**30 for b in plan.brokers)  # the PVC size, as DescribeLogDirs v4 reports
+    # The disk size DescribeLogDirs (v4+) reports, the brokers' 10Gi volumes, not the fallback.
+    assert all(b.capacity_bytes == 10 * 2**30 for b in plan.brokers)
     assert by_id[3].replicas_before == 0 < by_id[3].replicas_after
     assert by_id[3].bytes_before == 0 < by_id[3].bytes_after
     assert sum(b.replicas_before for b in plan.brokers) == sum(b.replicas_after for b in plan.brokers) == 16
@@ -187,7 +188,7 @@ def test_scale_out_plan_throttled_submit_wait_clear_elect(
     assert sum(b.replicas_after for b in cut.brokers) == 16
 
     # Submit with a throttle: exactly the moving replicas are throttled.
-    rate = 8 * MiB
+    rate = 5 * MiB
     moving = [m for m in moves if m.adding]
     started = time.monotonic()
     sub = env.run(acts.submit_reassignments, SubmitReassignmentsInput(ref=ref, moves=moves, throttle_bytes_per_sec=rate))
@@ -300,7 +301,7 @@ def test_cancel_mid_flight_then_drain_a_broker(
     env.on_heartbeat = lambda *details: beats.extend(details[:1])
     progress = env.run(acts.wait_reassignments, wait)
     assert not progress.done and progress.in_flight == ["big-0"] and progress.bytes_total == 2**30
-    assert 0 < progress.bytes_moved < 16 * MiB
+    assert 0 < progress.bytes_moved < progress.bytes_total // 4
     assert beats[-1]["copied"] == {"big-0": {"2": progress.bytes_moved}}
 
     # The destination broker restarting meanwhile is waited out, not failed; a retried wait reports the copy
