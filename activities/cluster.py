@@ -69,6 +69,8 @@ from activities.kube import (
 )
 from activities.rebalance import RebalanceActivities
 from activities.roll import REVISION_LABEL, RollActivities
+from activities.scale_in import ScaleInActivities
+from activities.volumes import VolumeActivities
 from ballast.config import OperatorSettings
 from ballast.manifests import (
     CONFIG_HASH_ANNOTATION,
@@ -95,7 +97,7 @@ from ballast.manifests.names import (
 from ballast.messages import ClusterRef
 from ballast.observed import KafkaState, ObjectState, ObservedCluster, PodState, StatefulSetState
 from ballast.planner import FINALIZER
-from ballast.spec import GROUP, KIND, PLURAL, VERSION, KafkaClusterSpec
+from ballast.spec import GROUP, KIND, PLURAL, VERSION, KafkaClusterSpec, quantity_bytes
 from ballast.status import Condition, LastOperation, OperationStatus, RebalanceStatus, set_condition
 
 COMPONENT = "ballast-operator"
@@ -105,6 +107,10 @@ EVENT_AGGREGATION_WINDOW = dt.timedelta(minutes=10)
 # Names never depend on the cluster id, so observing a cluster whose id is not generated yet renders with this.
 _PLACEHOLDER_CLUSTER_ID = "A" * 22
 _ROLE_OF: dict[Component, Role] = {"controllers": Role.CONTROLLER, "brokers": Role.BROKER}
+# A StatefulSet whose volumeClaimTemplates change is deleted orphaning its pods and created anew; this bounds
+# the wait for the garbage collector to release the pods (drop their ownerReferences) and let the old one go.
+ORPHAN_DELETE_TIMEOUT_SECONDS = 60.0
+ORPHAN_DELETE_POLL_SECONDS = 0.1
 
 
 def _now() -> dt.datetime:
@@ -217,14 +223,39 @@ def _merge_for_update(live: JSON, desired: JSON) -> JSON:
     return body
 
 
+def _claim_template_key(template: JSON) -> tuple[Any, ...]:
+    """What of a volumeClaimTemplate matters when comparing the live one with the desired one: the API server
+    fills in defaults (``volumeMode``, ``status``, ``apiVersion``/``kind``) and may print a quantity
+    differently (``1024Mi`` for ``1Gi``), neither of which is a difference."""
+    meta = template.get("metadata") or {}
+    spec = template.get("spec") or {}
+    storage = str((((spec.get("resources") or {}).get("requests")) or {}).get("storage") or "")
+    try:
+        size: int | str = quantity_bytes(storage)
+    except ValueError:
+        size = storage
+    return (meta.get("name"), sorted((meta.get("labels") or {}).items()),
+            sorted((meta.get("annotations") or {}).items()), sorted(spec.get("accessModes") or []),
+            spec.get("storageClassName") or None, spec.get("volumeMode") or "Filesystem", size)
+
+
+def _claim_templates_differ(live: JSON, desired: JSON) -> bool:
+    def keys(sts: JSON) -> list[tuple[Any, ...]]:
+        return sorted((_claim_template_key(t) for t in (sts.get("spec") or {}).get("volumeClaimTemplates") or []),
+                      key=repr)
+
+    return keys(live) != keys(desired)
+
+
 def _kafka_port(spec: KafkaClusterSpec) -> int:
     """The client port the operator speaks on: the first listener (the inter-broker one)."""
     return spec.listeners[0].port
 
 
-class ClusterActivities(RollActivities, RebalanceActivities):
+class ClusterActivities(RollActivities, RebalanceActivities, ScaleInActivities, VolumeActivities):
     """Activities for ``KafkaCluster`` objects, bound to one Kubernetes API client and the operator settings
-    (the rolling-restart ones come from :class:`activities.roll.RollActivities`)."""
+    (the rolling-restart, rebalance, scale-in and volume ones come from the mixins of :mod:`activities.roll`,
+    :mod:`activities.rebalance`, :mod:`activities.scale_in` and :mod:`activities.volumes`)."""
 
     def __init__(self, api_client: k8s.ApiClient, settings: OperatorSettings,
                  reporting_instance: str | None = None) -> None:
@@ -244,7 +275,7 @@ class ClusterActivities(RollActivities, RebalanceActivities):
         return [self.observe_cluster, self.ensure_finalizer, self.remove_finalizer, self.apply_manifests,
                 self.wait_controllers_ready, self.wait_brokers_registered, self.update_status,
                 self.record_event, self.cleanup_cluster, *self.roll_activities(),
-                *self.rebalance_activities()]
+                *self.rebalance_activities(), *self.scale_in_activities(), *self.volume_activities()]
 
     # -- KafkaCluster access -------------------------------------------------------------------------------
 
@@ -480,7 +511,14 @@ class ClusterActivities(RollActivities, RebalanceActivities):
         return result
 
     def _apply_one(self, inp: ApplyManifestsInput, desired: JSON) -> str:
-        """Create or update one object; returns ``created``, ``updated`` or ``unchanged``."""
+        """Create or update one object; returns ``created``, ``updated`` or ``unchanged``.
+
+        A StatefulSet's ``volumeClaimTemplates`` cannot be changed in place (the API server refuses), so a
+        StatefulSet whose templates differ from the desired ones (a larger ``storage.size``) is re-created:
+        deleted with ``propagationPolicy: Orphan`` (precondition: the uid just read), then created once the
+        old one is gone. Its pods and claims keep running untouched (``OnDelete``: nothing restarts) and the
+        new StatefulSet adopts them by its selector. A StatefulSet found being deleted (this activity crashed
+        mid-way before) is waited out and created."""
         kind, name = desired["kind"], desired["metadata"]["name"]
         what = f"{kind}/{name}"
         api = self._kind(kind)
@@ -492,8 +530,14 @@ class ClusterActivities(RollActivities, RebalanceActivities):
                     api.create(inp.ref.namespace, desired)
                     return "created"
                 self._check_owner(inp, live, what)
+                if kind == "StatefulSet" and live["metadata"].get("deletionTimestamp"):
+                    self._wait_statefulset_gone(inp.ref.namespace, name, live["metadata"]["uid"])
+                    continue
                 if (live["metadata"].get("annotations") or {}).get(SPEC_HASH_ANNOTATION) == desired_hash:
                     return "unchanged"
+                if kind == "StatefulSet" and _claim_templates_differ(live, desired):
+                    self._recreate_statefulset(inp.ref.namespace, live, desired)
+                    return "updated"
                 api.replace(inp.ref.namespace, name, _merge_for_update(live, desired))
                 return "updated"
             except ApiException as err:
@@ -501,6 +545,42 @@ class ClusterActivities(RollActivities, RebalanceActivities):
                     continue
                 raise write_error(err, what) from err
         raise ApplicationError(f"{what}: kept changing under us (409 {CONFLICT_RETRIES} times)", type="Conflict")
+
+    def _recreate_statefulset(self, namespace: str, live: JSON, desired: JSON) -> None:
+        """Delete ``live`` orphaning its pods (only if it still has its uid), wait until it is gone, create
+        ``desired`` (with what others added to ``live``: labels, annotations, non-controller owners). Raises
+        ``ApiException`` 409 when someone else replaced or re-created it meanwhile: the caller re-reads."""
+        name, uid = live["metadata"]["name"], live["metadata"]["uid"]
+        options = k8s.V1DeleteOptions(propagation_policy="Orphan", preconditions=k8s.V1Preconditions(uid=uid))
+        try:
+            self.kinds["StatefulSet"].api.delete_namespaced_stateful_set(name, namespace, body=options,
+                                                                         _preload_content=False)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+        self._wait_statefulset_gone(namespace, name, uid)
+        body = _merge_for_update(live, desired)
+        body["metadata"].pop("resourceVersion", None)
+        body["metadata"].pop("finalizers", None)  # those were the old object's business
+        self.kinds["StatefulSet"].create(namespace, body)
+
+    def _wait_statefulset_gone(self, namespace: str, name: str, uid: str) -> None:
+        """Until StatefulSet ``name`` with ``uid`` no longer exists (heartbeating); a retryable error after
+        ``ORPHAN_DELETE_TIMEOUT_SECONDS`` (a finalizer someone else put on it holds it)."""
+        deadline = time.monotonic() + ORPHAN_DELETE_TIMEOUT_SECONDS
+        while True:
+            live = self._read("StatefulSet", namespace, name)
+            if live is None or live["metadata"].get("uid") != uid:
+                return
+            activity.heartbeat({"waitingFor": f"StatefulSet/{name} to be deleted (orphaning its pods)"})
+            if time.monotonic() > deadline:
+                finalizers = ", ".join(live["metadata"].get("finalizers") or []) or "none"
+                raise ApplicationError(f"StatefulSet/{name} is still being deleted after "
+                                       f"{ORPHAN_DELETE_TIMEOUT_SECONDS:.0f}s (finalizers: {finalizers})",
+                                       type="StatefulSetStillDeleting")
+            activity.wait_for_cancelled_sync(ORPHAN_DELETE_POLL_SECONDS)
+            if activity.is_cancelled():
+                raise CancelledError("apply cancelled")
 
     @staticmethod
     def _check_owner(inp: ApplyManifestsInput, live: JSON, what: str) -> None:

@@ -32,9 +32,9 @@ from activities.contracts import (
     WaitInput,
 )
 from ballast.config import KafkaAddressing, OperatorSettings
-from ballast.manifests import SPEC_HASH_ANNOTATION, cluster_selector
+from ballast.manifests import SPEC_HASH_ANNOTATION, RenderInput, cluster_selector, render_cluster
 from ballast.messages import ClusterRef
-from ballast.spec import GROUP, KIND, PLURAL, VERSION
+from ballast.spec import GROUP, KIND, PLURAL, VERSION, KafkaClusterSpec
 from tests.conftest import wait_for
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "deploy" / "crds" / f"{PLURAL}.{GROUP}.yaml"
@@ -192,13 +192,21 @@ def test_apply_refuses_objects_it_does_not_own(custom: client.CustomObjectsApi, 
 
 
 def test_apply_reports_an_object_the_api_server_rejects_as_invalid(
-        custom: client.CustomObjectsApi, acts: ClusterActivities, env: ActivityEnvironment) -> None:
+        custom: client.CustomObjectsApi, acts: ClusterActivities, env: ActivityEnvironment,
+        apps: client.AppsV1Api) -> None:
     kc = create_cluster(custom, SMALL)
-    env.run(acts.apply_manifests, apply_input(kc, ["brokers"]))
-    # A StatefulSet's volumeClaimTemplates are immutable: the API server answers 422 to the update.
-    spec = {**kc["spec"], "brokers": {**kc["spec"]["brokers"], "storage": {"size": "20Gi"}}}
+    # A StatefulSet of ours whose selector is not the desired one: a selector is immutable, the API server
+    # answers 422 to the update. (Changed volumeClaimTemplates, also immutable, are re-created instead.)
+    [sts] = [o for o in render_cluster(RenderInput(name="demo", namespace=NS, uid=kc["metadata"]["uid"],
+                                                   spec=KafkaClusterSpec.model_validate(kc["spec"]),
+                                                   cluster_id=CLUSTER_ID))
+             if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "demo-broker"]
+    sts["metadata"]["annotations"][SPEC_HASH_ANNOTATION] = "stale"
+    sts["spec"]["selector"]["matchLabels"]["example.com/extra"] = "x"
+    sts["spec"]["template"]["metadata"]["labels"]["example.com/extra"] = "x"
+    apps.create_namespaced_stateful_set(NS, sts)
     with pytest.raises(ApplicationError) as err:
-        env.run(acts.apply_manifests, apply_input({**kc, "spec": spec}, ["brokers"]))
+        env.run(acts.apply_manifests, apply_input(kc, ["brokers"]))
     assert err.value.type == "InvalidManifest" and err.value.non_retryable
     assert err.value.message.startswith("StatefulSet/demo-broker: ")
     assert "Forbidden: updates to statefulset spec for fields other than" in err.value.message
