@@ -360,3 +360,20 @@ def admin_request(admin: KafkaAdminClient, request: Any, node_id: int | None = N
     except (kafka_errors.KafkaError, OSError) as err:
         where = f" to broker {node_id}" if node_id is not None else ""
         raise KafkaUnreachable(f"{type(request).__name__}{where} failed: {err}") from err
+
+
+def listener_request(address: str, request_class: Any, timeout: float, **fields: Any) -> Any:
+    """Send one ``request_class(**fields)`` to the Kafka listener at ``address`` on a fresh connection, at the
+    highest version both kafka-python's class and the listener support (ApiVersions first), and return the
+    decoded response; errors inside it are the caller's to read. For requests with no ``KafkaAdminClient``
+    method, e.g. UnregisterBroker (:mod:`activities.kafka_schemas`) to a broker, which forwards it.
+
+    Raises :class:`KafkaUnreachable` when there is no answer within ``timeout`` seconds (in total), and
+    ``kafka.errors.IncompatibleBrokerVersion`` when the listener does not serve the API.
+    """
+    conn = _ControllerConnection(address, timeout, time.monotonic() + timeout)
+    try:
+        version = conn.versions.api_version(request_class)
+        return conn.request(request_class(version=version, **fields))
+    finally:
+        conn.close()

@@ -91,12 +91,7 @@ def unregister_broker(bootstrap: str, broker_id: int, timeout: float) -> int:
     ``kafka.errors.IncompatibleBrokerVersion`` when the broker does not serve the API (ZooKeeper mode, or a
     Kafka older than 3.0).
     """
-    conn = clients._ControllerConnection(bootstrap, timeout, time.monotonic() + timeout)
-    try:
-        version = conn.versions.api_version(UnregisterBrokerRequest)
-        response = conn.request(UnregisterBrokerRequest(version=version, broker_id=broker_id))
-    finally:
-        conn.close()
+    response = clients.listener_request(bootstrap, UnregisterBrokerRequest, timeout, broker_id=broker_id)
     if not isinstance(response, UnregisterBrokerResponse):
         raise KafkaUnreachable(f"{bootstrap}: unexpected answer {type(response).__name__} to UnregisterBroker")
     return int(response.error_code)
