@@ -443,9 +443,10 @@ class DeleteBrokerClaimsResult(Message):
 
 
 class ExpandVolumesInput(Message):
-    """Grow every PVC of ``role`` whose requested size is below ``size`` (never shrink). Also makes sure the
-    StatefulSet's volumeClaimTemplates ask for ``size`` so new pods get it (a StatefulSet's templates are
-    immutable: it is re-created with ``propagationPolicy: Orphan``, so no pod restarts)."""
+    """Grow every PVC of ``role`` whose requested size is below ``size`` (never shrink). The StatefulSet's
+    volumeClaimTemplates must already ask for ``size`` so new pods get it: ``apply_manifests`` with the new spec
+    re-creates the StatefulSet (templates are immutable) with ``propagationPolicy: Orphan``, so no pod restarts;
+    called before that, this fails non-retryably (``TemplateNotExpanded``)."""
 
     ref: ClusterRef
     role: Role = "broker"
