@@ -39,12 +39,13 @@ def test_rbac_covers_what_the_operator_touches() -> None:
             ("kafka.ballast.dev", "kafkaclusters", ("get", "list", "watch", "patch")),
             ("kafka.ballast.dev", "kafkaclusters/status", ("get", "update", "patch")),
             ("kafka.ballast.dev", "kafkaclusters/finalizers", ("update",)),
-            ("apps", "statefulsets", ("get", "list", "watch", "create", "update")),
+            ("apps", "statefulsets", ("get", "list", "watch", "create", "update", "delete")),
             ("", "services", ("get", "list", "watch", "create", "update")),
             ("", "configmaps", ("get", "list", "watch", "create", "update")),
             ("policy", "poddisruptionbudgets", ("get", "create", "update")),
             ("", "pods", ("get", "list", "watch", "delete")),
-            ("", "persistentvolumeclaims", ("list", "delete")),
+            ("", "persistentvolumeclaims", ("get", "list", "patch", "delete")),
+            ("storage.k8s.io", "storageclasses", ("get",)),
             ("", "events", ("create", "patch"))):
         for verb in verbs:
             assert allowed(group, resource, verb), f"{verb} {resource}.{group} is not granted"
