@@ -234,7 +234,15 @@ class RebalanceWorkflow:
             self._in_flight = []
             await self._elect(batch)
             await self._report()
+            await self._batch_event()
         return None
+
+    async def _batch_event(self) -> None:
+        """One Event per batch: how far the rebalance got, for ``kubectl describe`` readers."""
+        p = self._progress()
+        eta = f", ETA {format_duration(timedelta(seconds=p.eta_seconds))}" if p.eta_seconds is not None else ""
+        await self._event("Normal", "RebalanceProgress", f"batch {p.batches_done}/{p.batches} done: "
+                          f"{format_bytes(p.bytes_moved)} of {format_bytes(p.bytes_to_move)} moved{eta}")
 
     async def _boundary(self) -> None:
         if self._paused and self._cancel is None:
