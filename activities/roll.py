@@ -15,14 +15,23 @@ and act.
   of every partition it replicates; controllers: caught up with the quorum leader), not merely when the pod
   is Ready. It heartbeats every poll and resumes from its heartbeat details after a retry.
 * ``apply_dynamic_configs`` changes the broker settings that need no restart (IncrementalAlterConfigs).
+
+The roll workflow gives these activities a heartbeat timeout of a few seconds, so that a worker lost mid-call
+is noticed (and the call retried on a live worker) within seconds. ``observe_roll_gate``, ``restart_pod`` and
+``elect_preferred_leaders`` heartbeat every ``KEEPALIVE_SECONDS`` from a keep-alive thread while they run, and
+``wait_pod_rolled``'s details are re-sent while a poll is slow, so a call that is merely slow -- several Kafka
+requests, each bounded by the Kafka timeout -- is not taken for a lost worker.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -69,6 +78,11 @@ KAFKA_UNREACHABLE = "KafkaUnreachable"
 # MIN_POLL_SECONDS): what remains (registration, ISR or quorum catch-up) is near and cheap to watch.
 CATCH_UP_POLL_DIVISOR = 4
 MIN_POLL_SECONDS = 0.1
+# The roll workflow's heartbeat timeout for these activities is a few seconds (workflows.roll.HEARTBEAT). The short
+# ones heartbeat every KEEPALIVE_SECONDS while they run; wait_pod_rolled heartbeats every poll, and its details
+# are sent again whenever a poll takes longer than POLL_QUIET_SECONDS (slow Kafka answers).
+KEEPALIVE_SECONDS = 1.0
+POLL_QUIET_SECONDS = 2.0
 
 
 def _now_ms() -> int:
@@ -87,6 +101,62 @@ def _waiting_reason(pod: JSON) -> str:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason"):
             return str(cond["reason"])
     return ""
+
+
+class _Heartbeat:
+    """An activity's heartbeats while the ``with`` block runs: :meth:`beat` sends details from the activity, and
+    a keep-alive thread re-sends the latest ones (``initial`` at first) whenever ``quiet`` seconds passed
+    without a beat. That tells the server the worker is alive, not that the call progresses (its own timeouts bound
+    that), so a slow Kafka or API answer is not taken for a lost worker. One heartbeat at a time, in order."""
+
+    def __init__(self, quiet: float, *initial: Any) -> None:
+        self._quiet = quiet
+        self._details: tuple[Any, ...] = initial
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        # The activity's context lives in context variables: the thread runs in a copy of them.
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._keep_alive,),
+                                        daemon=True, name=f"heartbeat-{activity.info().activity_type}")
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def beat(self, *details: Any) -> None:
+        with self._lock:
+            self._details, self._last = details, time.monotonic()
+            activity.heartbeat(*details)
+
+    def _keep_alive(self) -> None:
+        while True:
+            with self._lock:
+                wait = self._last + self._quiet - time.monotonic()
+                if wait <= 0:
+                    self._last = time.monotonic()
+                    activity.heartbeat(*self._details)
+                    continue
+            if self._stop.wait(wait):
+                return
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _kept_alive(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """The activity ``fn`` heartbeating every ``KEEPALIVE_SECONDS`` while it runs (see :class:`_Heartbeat`)."""
+
+    @functools.wraps(fn)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _Heartbeat(KEEPALIVE_SECONDS):
+            return fn(*args, **kwargs)
+
+    return run
 
 
 def _is_ready(pod: JSON) -> bool:
@@ -188,6 +258,7 @@ class RollActivities:
     # -- observe_roll_gate ------------------------------------------------------------------------------
 
     @activity.defn(name=OBSERVE_ROLL_GATE)
+    @_kept_alive
     def observe_roll_gate(self, inp: GateObservationInput) -> GateObservation:
         """The facts a can-roll gate decides on (see ``GateObservation``). Kafka not answering is
         ``reachable=False`` with the reason; Kubernetes API errors are retried."""
@@ -221,6 +292,7 @@ class RollActivities:
     # -- restart_pod ------------------------------------------------------------------------------------
 
     @activity.defn(name=RESTART_POD)
+    @_kept_alive
     def restart_pod(self, inp: RestartPodInput) -> RestartPodResult:
         """Delete ``inp.pod`` if, and only if, it is still the pod ``inp.expected_uid`` (the API server checks
         the uid precondition atomically). A pod already replaced (409) or gone (404) is not deleted again:
@@ -250,8 +322,9 @@ class RollActivities:
         """Poll until the pod has a uid other than ``old_uid``, is Ready, and Kafka has the node back:
         a broker registered, unfenced and in the ISR of every partition it replicates; a controller a voter
         whose log has reached the leader's high watermark. Heartbeats ``{startedAt, polls, newUid, detail}``
-        every poll (a retried attempt continues that count) and runs until done, cancelled or timed out by
-        the workflow (which owns ``readyTimeout``).
+        every poll (a retried attempt continues that count), sent again while a poll takes longer than
+        ``POLL_QUIET_SECONDS``, and runs until done, cancelled or timed out by the workflow (which owns
+        ``readyTimeout``).
 
         Polls every ``poll_seconds`` until the new pod is Ready; from then on the end is near and cheap to
         watch, so it polls ``CATCH_UP_POLL_DIVISOR`` times as often (what the roll waits for after a broker is
@@ -264,24 +337,25 @@ class RollActivities:
         progress: dict[str, Any] = {"startedAt": previous.get("startedAt") or _now_ms(),
                                     "polls": int(previous.get("polls") or 0), "newUid": "", "detail": ""}
         watch = _Watch(inp, Role(inp.role))
-        try:
-            while True:
-                progress["polls"] += 1
-                new_uid, done, detail = self._rolled(watch)
-                progress.update(newUid=new_uid, detail=detail)
-                activity.heartbeat(dict(progress))
-                if done:
-                    waited = (_now_ms() - int(progress["startedAt"])) / 1000
-                    return WaitPodRolledResult(new_uid=new_uid, detail=f"{detail} (after {waited:.1f}s, "
-                                                                       f"{progress['polls']} polls)")
-                interval = inp.poll_seconds
-                if watch.pod_ready:
-                    interval = max(MIN_POLL_SECONDS, inp.poll_seconds / CATCH_UP_POLL_DIVISOR)
-                activity.wait_for_cancelled_sync(interval)
-                if activity.is_cancelled():
-                    raise CancelledError("wait cancelled")
-        finally:
-            watch.close()
+        with _Heartbeat(POLL_QUIET_SECONDS, dict(progress)) as heart:
+            try:
+                while True:
+                    progress["polls"] += 1
+                    new_uid, done, detail = self._rolled(watch)
+                    progress.update(newUid=new_uid, detail=detail)
+                    heart.beat(dict(progress))
+                    if done:
+                        waited = (_now_ms() - int(progress["startedAt"])) / 1000
+                        return WaitPodRolledResult(new_uid=new_uid, detail=f"{detail} (after {waited:.1f}s, "
+                                                                           f"{progress['polls']} polls)")
+                    interval = inp.poll_seconds
+                    if watch.pod_ready:
+                        interval = max(MIN_POLL_SECONDS, inp.poll_seconds / CATCH_UP_POLL_DIVISOR)
+                    activity.wait_for_cancelled_sync(interval)
+                    if activity.is_cancelled():
+                        raise CancelledError("wait cancelled")
+            finally:
+                watch.close()
 
     def _rolled(self, watch: _Watch) -> tuple[str, bool, str]:
         """(new uid or "", done, what we are waiting for)."""
@@ -349,6 +423,7 @@ class RollActivities:
     # -- elect_preferred_leaders ------------------------------------------------------------------------
 
     @activity.defn(name=ELECT_PREFERRED_LEADERS)
+    @_kept_alive
     def elect_preferred_leaders(self, inp: ElectLeadersInput) -> ElectLeadersResult:
         """Move leadership back to broker ``node_id`` for the partitions it is the preferred (first) replica
         of. Per-partition failures are reported in the result; Kafka not answering is a retryable error."""

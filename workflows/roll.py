@@ -74,13 +74,23 @@ with workflow.unsafe.imports_passed_through():
 
 GATE_FIRST_RETRY = timedelta(seconds=5)
 GATE_MAX_RETRY = timedelta(seconds=60)
-# A restart whose pod does not come back within readyTimeout is waited for in calls of this length at most.
-HEARTBEAT = timedelta(seconds=30)
+# A worker lost while it runs an activity (a crash, SIGKILL, its node gone) is noticed by the server only when
+# a timeout of that activity expires; the retry then runs on a live worker. Every roll activity heartbeats --
+# wait_pod_rolled every poll (1 s, 0.25 s once the pod is Ready), the short ones every second from a keep-alive
+# thread (activities.roll.KEEPALIVE_SECONDS) -- so this heartbeat timeout brings that retry within seconds
+# instead of holding the roll for a start-to-close timeout. The worker sends a heartbeat at most every 80% of
+# it, so a poll may stall about a second before the server counts the worker lost (then the wait is retried
+# and resumes from its heartbeat details, harmlessly).
+HEARTBEAT = timedelta(seconds=5)
 
 _KUBE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(seconds=30), maximum_attempts=10,
                           non_retryable_error_types=["InvalidInput"])
+# Start-to-close of the short calls: bounds a hung call, not a lost worker (HEARTBEAT does that). An
+# observe_roll_gate takes several Kafka requests, each bounded by the operator's Kafka timeout.
 _QUICK = timedelta(seconds=60)
+# Recording an Event is a few Kubernetes API calls and heartbeats not: a lost worker costs at most this.
+_EVENT_TIMEOUT = timedelta(seconds=10)
 _EVENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5),
                            maximum_attempts=3)
 
@@ -353,7 +363,8 @@ class RollWorkflow:
         try:
             result: act.RestartPodResult = await workflow.execute_activity(
                 act.RESTART_POD, act.RestartPodInput(ref=self._ref, pod=step.step.pod, expected_uid=step.old_uid),
-                result_type=act.RestartPodResult, start_to_close_timeout=_QUICK, retry_policy=_KUBE_RETRY,
+                result_type=act.RestartPodResult, start_to_close_timeout=_QUICK, heartbeat_timeout=HEARTBEAT,
+                retry_policy=_KUBE_RETRY,
                 summary=f"{self._where}: restart {step.step.pod}")
         except ActivityError as err:
             if is_cancelled_exception(err):
@@ -406,7 +417,7 @@ class RollWorkflow:
         try:
             result: act.ElectLeadersResult = await workflow.execute_activity(
                 act.ELECT_PREFERRED_LEADERS, act.ElectLeadersInput(ref=self._ref, node_id=step.step.node_id),
-                result_type=act.ElectLeadersResult, start_to_close_timeout=_QUICK,
+                result_type=act.ElectLeadersResult, start_to_close_timeout=_QUICK, heartbeat_timeout=HEARTBEAT,
                 retry_policy=RetryPolicy(maximum_attempts=3), summary=f"{self._where}: preferred leaders of "
                                                                       f"broker {step.step.node_id}")
         except ActivityError as err:
@@ -454,7 +465,8 @@ class RollWorkflow:
             obs: act.GateObservation = await workflow.execute_activity(
                 act.OBSERVE_ROLL_GATE, act.GateObservationInput(ref=self._ref, role=step.step.role,
                                                                 node_id=step.step.node_id),
-                result_type=act.GateObservation, start_to_close_timeout=_QUICK, retry_policy=_KUBE_RETRY,
+                result_type=act.GateObservation, start_to_close_timeout=_QUICK, heartbeat_timeout=HEARTBEAT,
+                retry_policy=_KUBE_RETRY,
                 summary=f"{self._where}: gate facts for {step.step.describe()}")
         except ActivityError as err:
             if is_cancelled_exception(err):
@@ -467,7 +479,7 @@ class RollWorkflow:
         try:
             await workflow.execute_activity(
                 act.RECORD_EVENT, act.EventInput(ref=self._ref, type=type_, reason=reason, message=message[:1024]),
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=_EVENT_RETRY,
+                start_to_close_timeout=_EVENT_TIMEOUT, retry_policy=_EVENT_RETRY,
                 summary=f"{self._where}: event {reason}")
         except ActivityError as err:
             if is_cancelled_exception(err):
