@@ -36,8 +36,11 @@ broker that can take them (rack, capacity, not already a replica); racks and cap
 balance loop then pops the broker with the largest violation (how far it is outside its bands, in means) from a heap
 and moves one replica for it, of the size that brings its count and bytes back together (bytes missing / replicas
 missing); when no single move helps -- the count at its bound, the bytes not -- it exchanges a large replica for a
-small one. A move must strictly reduce the driving broker's violation and may not increase the other broker's, so
-the total violation falls with every move and the loop ends. When the heap runs dry every broker still out of band
+small one. A move must strictly reduce the driving broker's violation and may not increase the other broker's.
+Only when that finds nothing (a goal out of reach, e.g. a rack with fewer brokers than the others that must still
+hold a replica of every RF-3 partition) may it even the driver out with another broker, which may then get worse by
+less than the driver gains: the worst broker ends as close to its band as the constraints allow. Either way the sum
+of squared violations falls with every move, so the loop ends. When the heap runs dry every broker still out of band
 is tried once more against every other broker; the loop stops when that finds nothing, so planning again on the
 result finds nothing either (the search depends on the state only). Cost: O(replicas log replicas) to set up and
 O(log replicas + log brokers) per move -- 100,000 partitions x RF 3 on 100 brokers plan in a few seconds.
@@ -159,14 +162,6 @@ def assignment_figures(
     ``target`` stays as it is): moves, bytes copied, the lower bound for reaching the same balance (module
     docstring), and spreads before/after over the brokers that stay. Used for the planner's own plans and for
     other assignments (e.g. :mod:`ballast.rebalance.baseline`) so that both are measured the same way."""
-    known = {b.id: b for b in brokers}
-    remove = goals.remove
-    stay = sorted(i for i in known if i not in remove)
-    n_stay = len(stay)
-
-    def managed(b: int) -> bool:  # counts in the cluster's totals: a known broker or one being removed
-        return b in known or b in remove
-
     before_rows: list[tuple[Sequence[int], int, int]] = []
     after_rows: list[tuple[Sequence[int], int, int]] = []
     moves = 0
@@ -180,8 +175,24 @@ def assignment_figures(
             moves += 1
             old = set(p.replicas)
             moved_bytes += size * sum(1 for b in new if b not in old)
-    cnt0, byt0, lead0 = _loads(before_rows)
-    cnt1, byt1, lead1 = _loads(after_rows)
+    return _figures(brokers, goals, moves, moved_bytes, _loads(before_rows), _loads(after_rows))
+
+
+_Loads = tuple[dict[int, int], dict[int, int], dict[int, int]]  # replicas, bytes, leaders per broker id
+
+
+def _figures(brokers: Sequence[BrokerLoad], goals: Goals, moves: int, moved_bytes: int, before: _Loads,
+             after: _Loads) -> PlanFigures:
+    known = {b.id: b for b in brokers}
+    remove = goals.remove
+    stay = sorted(i for i in known if i not in remove)
+    n_stay = len(stay)
+
+    def managed(b: int) -> bool:  # counts in the cluster's totals: a known broker or one being removed
+        return b in known or b in remove
+
+    cnt0, byt0, lead0 = before
+    cnt1, byt1, lead1 = after
     if n_stay == 0:
         return PlanFigures(moves=moves, bytes_to_move=moved_bytes)
     tot_c = sum(v for b, v in cnt0.items() if managed(b))
@@ -197,7 +208,7 @@ def assignment_figures(
     lower = min(mean_b * (1 - tol), min(after_stay))
     must_leave = 0.0
     must_arrive = 0.0
-    for b, before in byt0.items():
+    for b, held in byt0.items():
         if not managed(b):
             continue
         if b in remove or b not in known:
@@ -205,7 +216,7 @@ def assignment_figures(
         else:
             limit = _capacity_limit(known[b], goals)
             cap_b = max(min(upper, limit), float(byt1.get(b, 0)))
-        must_leave += max(0.0, before - cap_b)
+        must_leave += max(0.0, held - cap_b)
     for b in stay:
         must_arrive += max(0.0, lower - byt0.get(b, 0))
     bound = int(max(must_leave, must_arrive))  # floor: float rounding must never lift it above a real plan
@@ -313,6 +324,12 @@ class _Planner:
                 self.infeasible.append(f"partition {_part_name(p)} lists a broker more than once: {list(p.replicas)}")
         self.cnt = cnt
         self.byt = byt
+        lead0: dict[int, int] = {}
+        for p in parts:
+            leader = p.leader if p.leader >= 0 else (p.replicas[0] if p.replicas else -1)
+            if leader >= 0:
+                lead0[leader] = lead0.get(leader, 0) + 1
+        self.before: _Loads = ({ids[i]: c for i, c in enumerate(cnt)}, {ids[i]: y for i, y in enumerate(byt)}, lead0)
         self.reason = [_BALANCE] * len(parts)
 
         fixed_ids = [ids[i] for i in range(n) if self.fixed[i] and cnt[i]]
@@ -716,16 +733,31 @@ class _Planner:
                 for other in tried:
                     if self._swap(b, other, shed, need):
                         return b, other
+            for other in tried:
+                if self._try(b, other, t, shed, level=True):
+                    return b, other
         return None
 
-    def _try(self, b: int, other: int, t: float, shed: bool) -> bool:
+    def _try(self, b: int, other: int, t: float, shed: bool, level: bool = False) -> bool:
         """Move one replica between driver ``b`` and ``other`` (from ``b`` when ``shed``): the partition of the
         source whose size is nearest ``t`` (``_NEAR`` looked at) that the destination can take, that strictly
-        improves the driver and does not make the other broker worse."""
+        improves the driver and does not make the other broker worse.
+
+        ``level``: for a driver no such move helps (e.g. the brokers of a rack that rack awareness makes hold
+        more than the mean can only give to each other), even the two out instead: the driver improves and the
+        other may get worse, by less (the sum of their squared violations falls), so the worst broker ends as
+        close to its band as the constraints allow."""
         s, d = (b, other) if shed else (other, b)
         cnt, byt, viol, reps = self.cnt, self.byt, self._viol, self.reps
         vs0 = viol(s, cnt[s], byt[s])
         vd0 = viol(d, cnt[d], byt[d])
+        if level:
+            # the size that leaves both equally far from their bands
+            if shed:
+                t = min(t, max(0.0, (byt[s] - self.hi_b[s] - byt[d] + self.hi_b[d]) / 2))
+            else:
+                t = min(t, max(0.0, (self.lo_b[d] - byt[d] - self.lo_b[s] + byt[s]) / 2))
+            before = vs0 * vs0 + vd0 * vd0
         room = self.caplim[d] - byt[d]
         cs, cd, ys, yd = cnt[s] - 1, cnt[d] + 1, byt[s], byt[d]
         rack_check = self.rack_aware and self.rack[s] != self.rack[d]
@@ -745,12 +777,14 @@ class _Planner:
                 return False
             if x > room:
                 continue
-            ds = viol(s, cs, ys - x) - vs0
-            dd = viol(d, cd, yd + x) - vd0
+            vs1 = viol(s, cs, ys - x)
+            vd1 = viol(d, cd, yd + x)
             if shed:
-                if ds >= -_EPS or dd > _EPS:
+                if vs1 - vs0 >= -_EPS or (vd1 - vd0 > _EPS and not level):
                     continue
-            elif dd >= -_EPS or ds > _EPS:
+            elif vd1 - vd0 >= -_EPS or (vs1 - vs0 > _EPS and not level):
+                continue
+            if level and vs1 * vs1 + vd1 * vd1 >= before - _EPS:
                 continue
             rs = reps[pi]
             if d in rs:
@@ -774,7 +808,7 @@ class _Planner:
             rs_y = self.reps[py]
             if big in rs_y or (racks and not self._rack_ok(rs_y, small, big, strict=False)):
                 continue
-            for x, px in _near(self.hosted[big], need + y, _NEAR):
+            for x, px in _near(self.hosted[big], need + y, _NEAR, above=y):
                 delta = x - y
                 if delta <= 0 or px == py or delta > room:
                     continue
@@ -864,18 +898,24 @@ class _Planner:
             self._balance_leaders()
         moves: list[tuple[int, Move]] = []
         ids = self.ids
-        target: dict[TopicPartition, tuple[int, ...]] = {}
+        moved_bytes = 0
+        lead1: dict[int, int] = {}
         for pi, p in enumerate(self.parts):
-            new = tuple(ids[r] for r in self.reps[pi])
+            rs = self.reps[pi]
+            if rs:
+                lead1[ids[rs[0]]] = lead1.get(ids[rs[0]], 0) + 1
+            new = tuple(ids[r] for r in rs)
             if new == p.replicas:
                 continue
-            target[p.key] = new
             move = Move(topic=p.topic, partition=p.partition, source=p.replicas, target=new, size_bytes=self.size[pi])
+            added = sum(1 for r in new if r not in p.replicas)
+            moved_bytes += added * move.size_bytes
             reason = self.reason[pi]
-            if reason == _BALANCE and not move.adding:
+            if reason == _BALANCE and not added:
                 reason = _LEADER
             moves.append((reason, move))
-        figures = assignment_figures(self.input_brokers, self.input_partitions, target, self.goals)
+        after = ({ids[i]: c for i, c in enumerate(self.cnt)}, {ids[i]: y for i, y in enumerate(self.byt)}, lead1)
+        figures = _figures(self.input_brokers, self.goals, len(moves), moved_bytes, self.before, after)
         self._note_balance(figures)
         return RebalancePlan(batches=_batches(moves, self.goals.max_moves_per_batch), figures=figures,
                              notes=tuple(self.notes))
@@ -903,22 +943,23 @@ def _count_band(mean: float, tol: float) -> tuple[int, int]:
     return lo, hi
 
 
-def _near(lst: list[tuple[int, int]], t: float, k: int) -> list[tuple[int, int]]:
+def _near(lst: list[tuple[int, int]], t: float, k: int, above: float = -1.0) -> list[tuple[int, int]]:
     """Up to ``k`` entries of a list sorted by (size, partition), nearest in size to ``t`` first (the smaller
-    one on a tie)."""
+    one on a tie), only entries larger than ``above``."""
     n = len(lst)
-    hi = bisect_left(lst, (t,))
+    floor = bisect_left(lst, (above + 1,)) if above >= 0 else 0
+    hi = max(bisect_left(lst, (t,)), floor)
     lo = hi - 1
     out: list[tuple[int, int]] = []
     while len(out) < k:
         if hi < n:
-            if lo >= 0 and t - lst[lo][0] <= lst[hi][0] - t:
+            if lo >= floor and t - lst[lo][0] <= lst[hi][0] - t:
                 out.append(lst[lo])
                 lo -= 1
             else:
                 out.append(lst[hi])
                 hi += 1
-        elif lo >= 0:
+        elif lo >= floor:
             out.append(lst[lo])
             lo -= 1
         else:
@@ -933,14 +974,20 @@ def _batches(moves: list[tuple[int, Move]], per_batch: int) -> tuple[tuple[Move,
     per_batch = max(1, per_batch)
     out: list[tuple[Move, ...]] = []
     for reason in (_DRAIN, _RACK, _CAPACITY, _BALANCE, _LEADER):
-        group = sorted((m for r, m in moves if r == reason), key=lambda m: (m.bytes_to_move, m.key))
-        if not group:
+        # (bytes, key, destination, move): a move's destination is its first added broker (the new leader for
+        # a reorder)
+        rows: list[tuple[int, TopicPartition, int, Move]] = []
+        for r, m in moves:
+            if r == reason:
+                adding = m.adding
+                rows.append((m.size_bytes * len(adding), m.key, adding[0] if adding else m.target[0], m))
+        if not rows:
             continue
-        queues: dict[int, list[Move]] = {}
-        for m in group:
-            dest = m.adding[0] if m.adding else m.target[0]
-            queues.setdefault(dest, []).append(m)
-        heads = [(q[0].bytes_to_move, q[0].key, dest, 0) for dest, q in queues.items()]
+        rows.sort(key=lambda row: (row[0], row[1]))
+        queues: dict[int, list[tuple[int, TopicPartition, int, Move]]] = {}
+        for row in rows:
+            queues.setdefault(row[2], []).append(row)
+        heads = [(q[0][0], q[0][1], dest, 0) for dest, q in queues.items()]
         heapq.heapify(heads)
         while heads:
             limit = max(1, math.ceil(per_batch / len(heads)))
@@ -954,10 +1001,10 @@ def _batches(moves: list[tuple[int, Move]], per_batch: int) -> tuple[tuple[Move,
                     held.append(head)
                     continue
                 q = queues[dest]
-                batch.append(q[i])
+                batch.append(q[i][3])
                 taken[dest] = taken.get(dest, 0) + 1
                 if i + 1 < len(q):
-                    heapq.heappush(heads, (q[i + 1].bytes_to_move, q[i + 1].key, dest, i + 1))
+                    heapq.heappush(heads, (q[i + 1][0], q[i + 1][1], dest, i + 1))
             for h in held:
                 heapq.heappush(heads, h)
             out.append(tuple(batch))
