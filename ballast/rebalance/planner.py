@@ -79,6 +79,7 @@ import heapq
 import itertools
 import math
 from bisect import bisect_left, insort
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from ballast.rebalance.model import (
@@ -293,8 +294,9 @@ class _Planner:
             if info is not None and info.rack is not None:
                 rack.append(rack_ids.setdefault(info.rack, len(rack_ids)))
             else:
-                rack.append(-1 - i)
+                rack.append(-2 - i)  # negative: a rack of its own (-1 names the heaps over all brokers)
         self.rack = rack
+        self.rack_names = {v: k for k, v in rack_ids.items()}
         self.removed = [b_id in goals.remove for b_id in ids]
         self.stay = [i < n_known and not self.removed[i] for i in range(n)]
         self.fixed = [i >= n_known and not self.removed[i] for i in range(n)]
@@ -604,7 +606,9 @@ class _Planner:
             while self.byt[b] > self.caplim[b]:
                 excess = self.byt[b] - self.caplim[b]
                 moved = False
-                for _, pi in _near(self.hosted[b], excess, 4 * _NEAR):
+                for sz, pi in _near(self.hosted[b], excess, 4 * _NEAR):
+                    if sz == 0:
+                        continue
                     d = self._best_dest(pi, b, strict=False)
                     if d >= 0:
                         if self.reason[pi] == _BALANCE:
@@ -879,6 +883,10 @@ class _Planner:
                     changed = True
             if not changed:
                 break
+        off = [self.ids[b] for b in self.stay_list if not lo <= lead[b] <= hi]
+        if off:
+            self.notes.append(f"preferred leaders stay outside {lo}..{hi} on brokers {off[:10]}"
+                              f"{' ...' if len(off) > 10 else ''}")
 
     # -- result -----------------------------------------------------------------------------------------------
     def run(self) -> RebalancePlan:
@@ -928,11 +936,35 @@ class _Planner:
         if off_c:
             self.notes.append(f"replica counts stay outside {self.lo_c}..{self.hi_c} on brokers {off_c[:10]}"
                               f"{' ...' if len(off_c) > 10 else ''}")
+            self._note_racks()
         off_b = [self.ids[b] for b in self.stay_list if not self.lo_b[b] - 0.5 <= byt[b] <= self.hi_b[b] + 0.5]
         if off_b:
             self.notes.append(f"disk bytes stay more than {pct} off the mean on brokers {off_b[:10]}"
                               f"{' ...' if len(off_b) > 10 else ''} (disk spread after: "
                               f"{figures.disk_after.max_deviation_percent:.1f}%)")
+
+
+    def _note_racks(self) -> None:
+        """Explain a replica count out of band that rack awareness forces: a rack must hold every replica the
+        other racks cannot take (at most ``_cap`` per partition each), which may be more per broker than the
+        band allows when it has fewer brokers than the others."""
+        if not self.rack_aware:
+            return
+        size: dict[int, int] = {}
+        for b in self.stay_list:
+            size[self.rack[b]] = size.get(self.rack[b], 0) + 1
+        per_rf = Counter(len(rs) for rs in self.reps)
+        for rk in sorted(r for r in size if r >= 0):
+            forced = 0
+            for rf, count in sorted(per_rf.items()):
+                others = sum(min(n, self._cap(rf)) for r, n in size.items() if r != rk)
+                forced += count * max(0, rf - others)
+            if forced > self.hi_c * size[rk]:
+                mean = sum(self.cnt[b] for b in self.stay_list) / self.n_stay
+                self.notes.append(
+                    f"rack awareness makes rack {self.rack_names[rk]!r} hold at least {forced} replicas on its "
+                    f"{size[rk]} brokers ({forced / size[rk]:.0f} each, the mean is {mean:.0f}): it needs as many "
+                    "brokers as the other racks")
 
 
 def _count_band(mean: float, tol: float) -> tuple[int, int]:

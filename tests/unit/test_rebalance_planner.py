@@ -169,6 +169,40 @@ def test_plans_are_deterministic_and_stable(cluster: tuple[list[BrokerLoad], lis
     assert again.moves == (), "planning again on the result finds nothing to do"
 
 
+@st.composite
+def larger_clusters(draw: st.DrawFn) -> tuple[list[BrokerLoad], list[PartitionLoad], Goals]:
+    """Up to 16 brokers and a few hundred partitions of log-normal sizes, placed on the first ``old`` brokers
+    (the rest are new), some racks, capacities and brokers to remove: drawn from one seed, so examples are cheap."""
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    n = rng.randint(2, 16)
+    racks = rng.choice([0, 2, 3])
+    capacity = rng.choice([0, 500 * GiB, 2000 * GiB])
+    brokers = [BrokerLoad(i, f"r{i % racks}" if racks else None, capacity) for i in range(n)]
+    old = rng.randint(1, n)
+    partitions = []
+    for t in range(rng.randint(1, 8)):
+        rf = rng.randint(1, min(4, old))
+        base = rng.lognormvariate(0, 1.5) * GiB
+        for k in range(rng.randint(1, 40)):
+            replicas = tuple(rng.sample(range(old), rf))
+            partitions.append(PartitionLoad(f"t{t}", k, replicas, int(base * rng.uniform(0.2, 2)), replicas[0]))
+    remove = frozenset(rng.sample(range(n), rng.randint(0, min(3, n - 1)))) if rng.random() < 0.4 else frozenset()
+    goals = Goals(remove=remove, tolerance=rng.choice([0.02, 0.05, 0.1]), max_moves_per_batch=rng.randint(1, 30),
+                  capacity_threshold=rng.choice([0.85, 0.5]))
+    return brokers, partitions, goals
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(larger_clusters())
+def test_larger_plans_keep_the_invariants_and_are_stable(
+        cluster: tuple[list[BrokerLoad], list[PartitionLoad], Goals]) -> None:
+    brokers, partitions, goals = cluster
+    plan = plan_rebalance(brokers, partitions, goals)
+    check_plan(brokers, partitions, goals, plan)
+    if not plan.infeasible:
+        assert plan_rebalance(brokers, after(partitions, plan), goals).moves == ()
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.integers(2, 9), st.integers(1, 3), st.integers(0, 2**16))
 def test_round_robin_is_kafkas_assignment(n: int, rf: int, seed: int) -> None:
@@ -316,6 +350,21 @@ def test_rack_constraints_one_replica_per_rack() -> None:
     plan = plan_rebalance(brokers, final, goals)
     for p in check_plan(brokers, final, goals, plan):
         assert max(Counter(b % 3 for b in p.replicas).values()) == 2
+
+
+def test_uneven_racks_even_out_what_rack_awareness_forces() -> None:
+    # Racks a, b with 3 brokers, c with 2: every RF-3 partition has a replica in c, so c's brokers hold 4/3 of the
+    # mean whatever the plan does; the plan says so and evens c's two brokers out (c-7 starts with 3/4 of them).
+    brokers = [BrokerLoad(i, r) for i, r in enumerate("aaabbbcc")]
+    partitions = [PartitionLoad("t", i, (i % 3, 3 + i % 3, 6 if i % 4 else 7), GiB) for i in range(60)]
+    goals = Goals()
+    plan = plan_rebalance(brokers, partitions, goals)
+    final = check_plan(brokers, partitions, goals, plan)
+    count, _ = loads(brokers, final)
+    assert count[6] == count[7] == 30
+    assert "rack awareness makes rack 'c' hold at least 60 replicas on its 2 brokers (30 each, the mean is 22)" \
+        in " ".join(plan.notes)
+    assert plan_rebalance(brokers, final, goals).moves == ()
 
 
 def test_replicas_on_brokers_unknown_to_the_plan_stay_put() -> None:
