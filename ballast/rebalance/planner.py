@@ -333,6 +333,7 @@ class _Planner:
                 lead0[leader] = lead0.get(leader, 0) + 1
         self.before: _Loads = ({ids[i]: c for i, c in enumerate(cnt)}, {ids[i]: y for i, y in enumerate(byt)}, lead0)
         self.reason = [_BALANCE] * len(parts)
+        self.touched = [False] * len(parts)  # replicas changed at some point (may have come back, rarely)
 
         fixed_ids = [ids[i] for i in range(n) if self.fixed[i] and cnt[i]]
         if fixed_ids:
@@ -366,16 +367,20 @@ class _Planner:
             lst.sort()
         self.hosted = hosted
 
-        # Lazy heaps of staying brokers by load score: key -1 = all brokers, otherwise per rack.
+        # Heaps of the staying brokers by load score (least loaded first in ``dst``, most loaded first in
+        # ``src``), over all brokers (key -1) and per rack. Each broker has one entry per heap; a move leaves its
+        # two brokers' entries stale and an entry is re-keyed when it comes out of the heap (``_pop``), so a move
+        # costs no heap work. ``ver`` counts the moves of each broker, for the balance loop's heap of violations.
         self.ver = [0] * n
-        self.dst: dict[int, list[tuple[float, int, int]]] = {-1: []}
-        self.src: dict[int, list[tuple[float, int, int]]] = {-1: []}
-        if self.rack_aware:
-            for i in self.stay_list:
-                self.dst.setdefault(rack[i], [])
-                self.src.setdefault(rack[i], [])
+        self.dst: dict[int, list[tuple[float, int]]] = {-1: []}
+        self.src: dict[int, list[tuple[float, int]]] = {-1: []}
         for i in self.stay_list:
-            self._push(i)
+            score = self._score(i)
+            for k in ((-1, rack[i]) if self.rack_aware else (-1,)):
+                self.dst.setdefault(k, []).append((score, i))
+                self.src.setdefault(k, []).append((-score, i))
+        for heap in (*self.dst.values(), *self.src.values()):
+            heapq.heapify(heap)
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _cap(self, rf: int) -> int:
@@ -391,26 +396,17 @@ class _Planner:
     def _score(self, b: int) -> float:
         return self.cnt[b] * self.ic + self.byt[b] * self.ib
 
-    def _push(self, b: int) -> None:
-        score = self._score(b)
-        entry_d = (score, b, self.ver[b])
-        entry_s = (-score, b, self.ver[b])
-        keys = (-1, self.rack[b]) if self.rack_aware else (-1,)
-        for k in keys:
-            heap = self.dst[k]
-            heapq.heappush(heap, entry_d)
-            if len(heap) > 4 * self.n_stay + 64:
-                self.dst[k] = self._fresh(heap)
-            heap = self.src[k]
-            heapq.heappush(heap, entry_s)
-            if len(heap) > 4 * self.n_stay + 64:
-                self.src[k] = self._fresh(heap)
-
-    def _fresh(self, heap: list[tuple[float, int, int]]) -> list[tuple[float, int, int]]:
-        ver = self.ver
-        out = [e for e in heap if e[2] == ver[e[1]]]
-        heapq.heapify(out)
-        return out
+    def _pop(self, heap: list[tuple[float, int]], sign: float) -> tuple[float, int]:
+        """The entry with the best current key (``sign`` * load score): stale entries met on the way are
+        re-keyed and pushed back."""
+        cnt, byt, ic, ib = self.cnt, self.byt, self.ic, self.ib
+        while True:
+            e = heapq.heappop(heap)
+            b = e[1]
+            key = sign * (cnt[b] * ic + byt[b] * ib)
+            if key == e[0] or not heap:
+                return key, b
+            heapq.heappush(heap, (key, b))
 
     def _viol(self, b: int, c: int, y: float) -> float:
         """How far broker ``b`` with ``c`` replicas and ``y`` bytes is outside its bands (1.0 = one mean)."""
@@ -447,6 +443,7 @@ class _Planner:
         """Replace replica ``s`` of partition ``pi`` by ``d`` (same position in the replica list)."""
         rs = self.reps[pi]
         rs[rs.index(s)] = d
+        self.touched[pi] = True
         sz = self.size[pi]
         self.cnt[s] -= 1
         self.byt[s] -= sz
@@ -456,25 +453,20 @@ class _Planner:
             lst = self.hosted[s]
             del lst[bisect_left(lst, (sz, pi))]
             self.ver[s] += 1
-            self._push(s)
         insort(self.hosted[d], (sz, pi))
         self.ver[d] += 1
-        self._push(d)
 
     def _best_dest(self, pi: int, s: int, strict: bool) -> int:
         """The least loaded staying broker that can take partition ``pi``'s replica from ``s`` (not already a
         replica, racks, capacity), or -1."""
         heap = self.dst[-1]
-        ver = self.ver
         rs = self.reps[pi]
         sz = self.size[pi]
-        taken: list[tuple[float, int, int]] = []
+        taken: list[tuple[float, int]] = []
         found = -1
         while heap:
-            e = heapq.heappop(heap)
+            e = self._pop(heap, 1.0)
             b = e[1]
-            if e[2] != ver[b]:
-                continue
             taken.append(e)
             if b in rs or self.byt[b] + sz > self.caplim[b]:
                 continue
@@ -706,18 +698,15 @@ class _Planner:
                         if self._try(b, other, t, shed):
                             return b, other
             else:
-                heaps = self.dst if shed else self.src
-                ver = self.ver
+                heaps, sign = (self.dst, 1.0) if shed else (self.src, -1.0)
                 for k in ((self.rack[b], -1) if self.rack_aware else (-1,)):
                     heap = heaps[k]
-                    taken: list[tuple[float, int, int]] = []
+                    taken: list[tuple[float, int]] = []
                     found = False
                     n_tried = 0
                     while heap and n_tried < _TOP:
-                        e = heapq.heappop(heap)
+                        e = self._pop(heap, sign)
                         other = e[1]
-                        if e[2] != ver[other]:
-                            continue
                         taken.append(e)
                         if other == b or other in tried:
                             continue
@@ -726,7 +715,7 @@ class _Planner:
                         if self._try(b, other, t, shed):
                             found = True
                             break
-                    for e in taken:  # the moved pair's entries are stale now and fall out later
+                    for e in taken:  # the moved pair's entries are stale now: re-keyed when popped
                         heapq.heappush(heap, e)
                     if found:
                         return b, tried[-1]
@@ -841,10 +830,10 @@ class _Planner:
         total = sum(lead[b] for b in self.stay_list)
         mean = total / self.n_stay
         lo, hi = _count_band(mean, self.tol)
-        orig = [[self.slot[r] for r in p.replicas] for p in self.parts]
+        touched = self.touched
 
         def order(pis: list[int]) -> list[int]:
-            return sorted(pis, key=lambda pi: (reps[pi] == orig[pi], pi))
+            return sorted(pis, key=lambda pi: (not touched[pi], pi))
 
         for _ in range(50):
             changed = False
@@ -865,6 +854,7 @@ class _Planner:
                     if best > 0:
                         r = rs[best]
                         rs[0], rs[best] = r, b
+                        touched[pi] = True
                         lead[b] -= 1
                         lead[r] += 1
                         changed = True
@@ -878,6 +868,7 @@ class _Planner:
                         continue
                     j = rs.index(d)
                     rs[0], rs[j] = d, first
+                    touched[pi] = True
                     lead[first] -= 1
                     lead[d] += 1
                     changed = True
@@ -907,12 +898,12 @@ class _Planner:
         moves: list[tuple[int, Move]] = []
         ids = self.ids
         moved_bytes = 0
-        lead1: dict[int, int] = {}
+        firsts = Counter(rs[0] for rs in self.reps if rs)
+        lead1 = {ids[b]: c for b, c in firsts.items()}
         for pi, p in enumerate(self.parts):
-            rs = self.reps[pi]
-            if rs:
-                lead1[ids[rs[0]]] = lead1.get(ids[rs[0]], 0) + 1
-            new = tuple(ids[r] for r in rs)
+            if not self.touched[pi]:
+                continue
+            new = tuple(ids[r] for r in self.reps[pi])
             if new == p.replicas:
                 continue
             move = Move(topic=p.topic, partition=p.partition, source=p.replicas, target=new, size_bytes=self.size[pi])
