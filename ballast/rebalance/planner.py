@@ -207,8 +207,7 @@ def _figures(brokers: Sequence[BrokerLoad], goals: Goals, moves: int, moved_byte
     after_stay = [byt1.get(b, 0) for b in stay]
     upper = max(mean_b * (1 + tol), max(after_stay))
     lower = min(mean_b * (1 - tol), min(after_stay))
-    must_leave = 0.0
-    must_arrive = 0.0
+    leave: list[float] = []
     for b, held in byt0.items():
         if not managed(b):
             continue
@@ -217,9 +216,10 @@ def _figures(brokers: Sequence[BrokerLoad], goals: Goals, moves: int, moved_byte
         else:
             limit = _capacity_limit(known[b], goals)
             cap_b = max(min(upper, limit), float(byt1.get(b, 0)))
-        must_leave += max(0.0, held - cap_b)
-    for b in stay:
-        must_arrive += max(0.0, lower - byt0.get(b, 0))
+        leave.append(max(0.0, held - cap_b))
+    # fsum: exactly rounded, so the figure does not depend on the order brokers are summed in
+    must_leave = math.fsum(leave)
+    must_arrive = math.fsum(max(0.0, lower - byt0.get(b, 0)) for b in stay)
     bound = int(max(must_leave, must_arrive))  # floor: float rounding must never lift it above a real plan
 
     usage = [byt1.get(b, 0) / known[b].capacity_bytes for b in stay if known[b].capacity_bytes > 0]
