@@ -14,7 +14,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities import clients
 from activities.cluster import ClusterActivities
-from ballast.config import OperatorSettings
+from ballast.config import KafkaAddressing, OperatorSettings
 from ballast.messages import ClusterRef
 
 NS = "default"
@@ -26,10 +26,17 @@ def custom(kafkaclusters: client.CustomObjectsApi) -> client.CustomObjectsApi:
     return kafkaclusters
 
 
+@pytest.fixture(autouse=True)
+def _quiet_kafka_client(caplog: pytest.LogCaptureFixture) -> None:
+    """kafka-python logs every bootstrap retry at WARNING while brokers register; not a test failure."""
+    caplog.set_level("ERROR", logger="kafka")
+
+
 @pytest.fixture
 def acts(api_client: client.ApiClient, kubeconfig: Path) -> ClusterActivities:
     settings = OperatorSettings.from_env({"KUBECONFIG": str(kubeconfig), "BALLAST_KAFKA_ADDRESSING": "devcluster",
                                           "BALLAST_KAFKA_TIMEOUT_SECONDS": "1"})
+    assert settings.kafka_addressing is KafkaAddressing.DEVCLUSTER
     return ClusterActivities(api_client, settings, reporting_instance="test-worker")
 
 

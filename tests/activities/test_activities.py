@@ -48,30 +48,6 @@ ALL_OBJECTS = [
 ]
 
 
-@pytest.fixture
-def custom(kafkaclusters: client.CustomObjectsApi) -> client.CustomObjectsApi:
-    """CustomObjectsApi with the KafkaCluster CRD installed (the shared fixture)."""
-    return kafkaclusters
-
-
-@pytest.fixture
-def acts(api_client: client.ApiClient, kubeconfig: Path) -> ClusterActivities:
-    settings = OperatorSettings.from_env({"KUBECONFIG": str(kubeconfig), "BALLAST_KAFKA_ADDRESSING": "devcluster",
-                                          "BALLAST_KAFKA_TIMEOUT_SECONDS": "1"})
-    assert settings.kafka_addressing is KafkaAddressing.DEVCLUSTER
-    return ClusterActivities(api_client, settings, reporting_instance="test-worker")
-
-
-@pytest.fixture
-def env() -> ActivityEnvironment:
-    return ActivityEnvironment()
-
-
-@pytest.fixture
-def ref() -> ClusterRef:
-    return ClusterRef(namespace=NS, name="demo")
-
-
 def create_cluster(custom: client.CustomObjectsApi, spec: dict[str, Any], name: str = "demo") -> dict[str, Any]:
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": {"name": name}, "spec": spec}
     created: dict[str, Any] = custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,7 +33,6 @@ from activities.contracts import (
     WaitReassignmentsInput,
     WaitReassignmentsResult,
 )
-from ballast.config import OperatorSettings
 from ballast.messages import ClusterRef
 from ballast.spec import GROUP, PLURAL, VERSION
 from devcluster.cluster import DevClusterThread
@@ -44,35 +42,6 @@ from tests.activities.test_roll_activities import _control, _up
 MiB = 2**20
 TOPIC_THROTTLES = ["follower.replication.throttled.replicas", "leader.replication.throttled.replicas"]
 BROKER_THROTTLES = ["follower.replication.throttled.rate", "leader.replication.throttled.rate"]
-
-
-@pytest.fixture
-def custom(kafkaclusters: client.CustomObjectsApi) -> client.CustomObjectsApi:
-    """CustomObjectsApi with the KafkaCluster CRD installed (the shared fixture)."""
-    return kafkaclusters
-
-
-@pytest.fixture
-def acts(api_client: client.ApiClient, kubeconfig: Path) -> ClusterActivities:
-    settings = OperatorSettings.from_env({"KUBECONFIG": str(kubeconfig), "BALLAST_KAFKA_ADDRESSING": "devcluster",
-                                          "BALLAST_KAFKA_TIMEOUT_SECONDS": "1"})
-    return ClusterActivities(api_client, settings, reporting_instance="test-worker")
-
-
-@pytest.fixture
-def env() -> ActivityEnvironment:
-    return ActivityEnvironment()
-
-
-@pytest.fixture
-def ref() -> ClusterRef:
-    return ClusterRef(namespace=NS, name="demo")
-
-
-@pytest.fixture(autouse=True)
-def _quiet_kafka_client(caplog: pytest.LogCaptureFixture) -> None:
-    """kafka-python logs every bootstrap retry at WARNING while brokers register; not a test failure."""
-    caplog.set_level("ERROR", logger="kafka")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,42 +30,12 @@ from activities.contracts import (
     WaitPodRolledInput,
     WaitPodRolledResult,
 )
-from ballast.config import OperatorSettings
 from ballast.messages import ClusterRef
 from devcluster.cluster import DevClusterThread
 from tests.activities.test_activities import CLUSTER_ID, NS, apply_input, create_cluster
 from tests.conftest import wait_for
 
 SPEC = {"controllers": {"replicas": 3}, "brokers": {"replicas": 3, "config": {"min.insync.replicas": "2"}}}
-
-
-@pytest.fixture
-def custom(kafkaclusters: client.CustomObjectsApi) -> client.CustomObjectsApi:
-    """CustomObjectsApi with the KafkaCluster CRD installed (the shared fixture)."""
-    return kafkaclusters
-
-
-@pytest.fixture
-def acts(api_client: client.ApiClient, kubeconfig: Path) -> ClusterActivities:
-    settings = OperatorSettings.from_env({"KUBECONFIG": str(kubeconfig), "BALLAST_KAFKA_ADDRESSING": "devcluster",
-                                          "BALLAST_KAFKA_TIMEOUT_SECONDS": "1"})
-    return ClusterActivities(api_client, settings, reporting_instance="test-worker")
-
-
-@pytest.fixture
-def env() -> ActivityEnvironment:
-    return ActivityEnvironment()
-
-
-@pytest.fixture
-def ref() -> ClusterRef:
-    return ClusterRef(namespace=NS, name="demo")
-
-
-@pytest.fixture(autouse=True)
-def _quiet_kafka_client(caplog: pytest.LogCaptureFixture) -> None:
-    """kafka-python logs every bootstrap retry at WARNING while brokers register; not a test failure."""
-    caplog.set_level("ERROR", logger="kafka")
 
 
 def _up(custom: client.CustomObjectsApi, acts: ClusterActivities, env: ActivityEnvironment, ref: ClusterRef,
