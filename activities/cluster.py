@@ -83,7 +83,7 @@ from ballast.manifests import (
     render_cluster,
 )
 from ballast.manifests.inputs import CLUSTER_ID_PATTERN
-from ballast.manifests.labels import COMPONENT_LABEL
+from ballast.manifests.labels import COMPONENT_LABEL, selector_string
 from ballast.manifests.names import (
     CONTROLLER_PORT,
     POD_INDEX_LABEL,
@@ -838,10 +838,11 @@ class ClusterActivities(RollActivities, RebalanceActivities, ScaleInActivities, 
     def cleanup_cluster(self, inp: CleanupInput) -> list[str]:
         """What the garbage collector does not do on deletion. Owned objects go with the KafkaCluster through
         their ownerReferences; the PersistentVolumeClaims are not owned (retention policy Retain) and are
-        deleted here only when ``delete_claims``. Then the StatefulSets are deleted first, so no pod (and no
-        claim) is recreated while the claims go; a claim in use is removed once its pod is gone
-        (pvc-protection). Returns the names of the claims whose deletion was requested."""
-        if not inp.delete_claims:
+        deleted here only for the roles whose ``deleteClaim`` is true. Then the StatefulSets are deleted first,
+        so no pod (and no claim) is recreated while the claims go; a claim in use is removed once its pod is
+        gone (pvc-protection). Returns the names of the claims whose deletion was requested."""
+        roles = [role for role in Role if inp.deletes(role.value)]
+        if not roles:
             return []
         kc = self._get_cluster(inp.ref)
         if kc is not None and not kc["metadata"].get("deletionTimestamp"):
@@ -851,7 +852,8 @@ class ClusterActivities(RollActivities, RebalanceActivities, ScaleInActivities, 
         try:
             for role in Role:
                 self.kinds["StatefulSet"].delete(inp.ref.namespace, statefulset_name(inp.ref.name, role))
-            claims = self.kinds["PersistentVolumeClaim"].list(inp.ref.namespace, cluster_selector(inp.ref.name))
+            claims = [claim for role in roles for claim in self.kinds["PersistentVolumeClaim"].list(
+                inp.ref.namespace, selector_string(inp.ref.name, role))]
             deleted: list[str] = []
             for claim in claims:
                 name = claim["metadata"]["name"]

@@ -92,8 +92,18 @@ class EventInput(Message):
 
 
 class CleanupInput(Message):
+    """``delete_broker_claims`` / ``delete_controller_claims``: each role's ``storage.deleteClaim``; when both
+    are None (an input recorded before they existed), ``delete_claims`` decides for both roles."""
+
     ref: ClusterRef
     delete_claims: bool = False
+    delete_broker_claims: bool | None = None
+    delete_controller_claims: bool | None = None
+
+    def deletes(self, role: Literal["broker", "controller"]) -> bool:
+        if self.delete_broker_claims is None and self.delete_controller_claims is None:
+            return self.delete_claims
+        return bool(self.delete_broker_claims if role == "broker" else self.delete_controller_claims)
 
 
 # -- rolling restarts (issue 5) -------------------------------------------------------------------------

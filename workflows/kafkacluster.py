@@ -1308,10 +1308,9 @@ class KafkaClusterWorkflow:
             self._show()
             match step:
                 case planner.Cleanup(delete_broker_claims=brokers, delete_controller_claims=controllers):
-                    # CleanupInput has one switch for every claim: delete only when both roles ask for it,
-                    # because deleting a claim that should have been kept loses data for good.
                     await self._call(act.CLEANUP_CLUSTER, act.CleanupInput(
-                        ref=self._ref, delete_claims=brokers and controllers), _KUBE, step.describe())
+                        ref=self._ref, delete_claims=brokers and controllers, delete_broker_claims=brokers,
+                        delete_controller_claims=controllers), _KUBE, step.describe())
                 case planner.RemoveFinalizer():
                     await self._call(act.REMOVE_FINALIZER, self._ref, _KUBE, "remove the cleanup finalizer")
             self._plan_done = index

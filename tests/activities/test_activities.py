@@ -384,7 +384,11 @@ def test_cleanup_deletes_claims_only_when_asked(custom: client.CustomObjectsApi,
     custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "demo")
     assert env.run(acts.cleanup_cluster, CleanupInput(ref=ref, delete_claims=False)) == []
     assert claims() == expected
-    assert env.run(acts.cleanup_cluster, CleanupInput(ref=ref, delete_claims=True)) == expected
+    # Each role's deleteClaim on its own: the brokers' claims go, the controllers' stay.
+    only_brokers = CleanupInput(ref=ref, delete_broker_claims=True, delete_controller_claims=False)
+    assert env.run(acts.cleanup_cluster, only_brokers) == ["data-demo-broker-0"]
+    wait_for(lambda: claims() == ["data-demo-controller-1000"], timeout=20, message="broker claim deleted")
+    assert env.run(acts.cleanup_cluster, CleanupInput(ref=ref, delete_claims=True)) == ["data-demo-controller-1000"]
     # The claims go once their pods are gone (pvc-protection); a retry meanwhile is harmless.
     assert set(env.run(acts.cleanup_cluster, CleanupInput(ref=ref, delete_claims=True))) <= set(expected)
     wait_for(lambda: claims() == [], timeout=20, message="claims deleted")
