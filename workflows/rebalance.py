@@ -131,12 +131,15 @@ class RebalanceWorkflow:
         try:
             outcome, message = await self._rebalance()
         except (asyncio.CancelledError, ActivityError) as err:
-            if not is_cancelled_exception(err):
-                raise
-            # A Temporal cancellation (the cluster workflow ended, `temporal workflow cancel`): leave the cluster
-            # consistent before stopping.
-            self._cancel = self._cancel or "the rebalance workflow was cancelled"
-            outcome, message = "Cancelled", self._cancel
+            if isinstance(err, ActivityError) and not is_cancelled_exception(err):
+                # Planning or the drain's verification failed after its retries, maybe after batches ran:
+                # a failure like any other (throttles cleared), not a failed workflow that leaves them set.
+                outcome, message = "Failed", f"{err.activity_type} failed: {_failure(err)}"
+            else:
+                # A Temporal cancellation (the cluster workflow ended, `temporal workflow cancel`): leave the
+                # cluster consistent before stopping.
+                self._cancel = self._cancel or "the rebalance workflow was cancelled"
+                outcome, message = "Cancelled", self._cancel
         except _Stop as stop:
             outcome, message = "Failed", str(stop)
         if outcome in ("Failed", "Cancelled"):
