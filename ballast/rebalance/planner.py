@@ -19,7 +19,10 @@
    within ``mean * (1 +- tolerance)`` rounded inwards to whole numbers (but never narrower than
    ``floor(mean)..ceil(mean)``, as the counts must add up), disk bytes within ``mean * (1 +- tolerance)`` (capped by
    each broker's capacity limit), and preferred leaders (the first replica) within the same kind of band as the
-   replica count. Leaders are balanced by reordering replicas, which copies no data. Balance is best effort:
+   replica count. Leaders are balanced by reordering replicas, which copies no data. When rack awareness fixes
+   what a rack must hold (racks of 3, 3 and 2 brokers with RF-3 partitions: every rack holds a replica of every
+   partition, so the 2-broker rack's brokers carry half as much again), that rack's brokers are balanced around
+   that share instead of the mean (``_rack_means``), and ``notes`` says so. Balance is best effort otherwise:
    partitions are indivisible, so a cluster with one giant partition cannot be balanced to 5 %;
    ``RebalancePlan.notes`` then says which goal stays out of reach.
 
@@ -36,14 +39,15 @@ broker that can take them (rack, capacity, not already a replica); racks and cap
 balance loop then pops the broker with the largest violation (how far it is outside its bands, in means) from a heap
 and moves one replica for it, of the size that brings its count and bytes back together (bytes missing / replicas
 missing); when no single move helps -- the count at its bound, the bytes not -- it exchanges a large replica for a
-small one. A move must strictly reduce the driving broker's violation and may not increase the other broker's.
-Only when that finds nothing (a goal out of reach, e.g. a rack with fewer brokers than the others that must still
-hold a replica of every RF-3 partition) may it even the driver out with another broker, which may then get worse by
-less than the driver gains: the worst broker ends as close to its band as the constraints allow. Either way the sum
-of squared violations falls with every move, so the loop ends. When the heap runs dry every broker still out of band
-is tried once more against every other broker; the loop stops when that finds nothing, so planning again on the
-result finds nothing either (the search depends on the state only). Cost: O(replicas log replicas) to set up and
-O(log replicas + log brokers) per move -- 100,000 partitions x RF 3 on 100 brokers plan in a few seconds.
+small one. A move must strictly reduce the driving broker's violation and may not increase the other broker's. Only
+when that finds nothing (a goal out of reach: partitions too coarse, capacity limits) may it even the driver out
+with a broker less far off, which may then get worse by less than the driver gains: the worst broker ends as close
+to its band as the constraints allow. Either way the sum of squared violations falls with every move, so the loop
+ends. When the heap runs dry every broker still out of band is tried once more against every other broker; the loop
+stops when that finds nothing, so planning again on the result finds nothing either (the search depends on the state
+only; a cap of 50 such sweeps, never reached in the tests or the benchmark, bounds the time on pathological input).
+Cost: O(replicas log replicas) to set up and O(log replicas + log brokers) per move -- 100,000 partitions x RF 3 on
+100 brokers plan in a few seconds.
 
 Lower bound (``PlanFigures.lower_bound_bytes``, see :func:`assignment_figures`): let a plan end with loads ``f_b``
 and call ``[L*, U*]`` the band it reaches over the brokers that stay: ``U* = max(mean * (1 + tolerance), max f_b)``
@@ -100,6 +104,7 @@ _EPS = 1e-12  # violations are sums of normalised amounts (1.0 = one broker's me
 _NEAR = 12  # partitions looked at per counterpart broker, nearest to the wanted size first
 _TOP = 6  # counterpart brokers per heap tried before giving up on a driver (until the final sweep tries all)
 _MAX_MESSAGES = 8  # per kind of infeasibility; the rest is summed up
+_MAX_SWEEPS = 50  # final sweeps (every broker out of band against every other); a handful in practice
 
 # Why a partition moves, in the order the batches run them: hard goals first (drain first of all), then balance,
 # then the moves that only reorder replicas (no data) for leader balance.
@@ -350,11 +355,22 @@ class _Planner:
         mean_c = tot_c / n_stay if n_stay else 0.0
         mean_b = tot_b / n_stay if n_stay else 0.0
         tol = self.tol
-        self.lo_c, self.hi_c = _count_band(mean_c, tol)
         self.ic = 1.0 / mean_c if mean_c > 0 else 0.0
         self.ib = 1.0 / mean_b if mean_b > 0 else 0.0
-        self.lo_b = [min(mean_b * (1 - tol), self.caplim[i]) for i in range(n)]
-        self.hi_b = [min(mean_b * (1 + tol), self.caplim[i]) for i in range(n)]
+        # Each broker's bands: around the mean, or around what rack awareness leaves its rack (_rack_means).
+        means = self._rack_means(tot_c, tot_b) if self.rack_aware and n_stay else {}
+        self.lo_c = [0] * n
+        self.hi_c = [0] * n
+        self.lo_b = [0.0] * n
+        self.hi_b = [0.0] * n
+        for i in range(n):
+            m_c, m_b = means.get(rack[i], (mean_c, mean_b))
+            lo, hi = _band(m_c, mean_c, tol)
+            self.lo_c[i] = min(math.ceil(lo - 1e-9), math.floor(m_c + 1e-9))  # whole counts, never empty
+            self.hi_c[i] = max(math.floor(hi + 1e-9), math.ceil(m_c - 1e-9))
+            lo, hi = _band(m_b, mean_b, tol)
+            self.lo_b[i] = min(lo, self.caplim[i])
+            self.hi_b[i] = min(hi, self.caplim[i])
 
         # Per staying broker: its replicas sorted by (size, partition), for nearest-size look-ups.
         hosted: list[list[tuple[int, int]]] = [[] for _ in range(n)]
@@ -411,10 +427,13 @@ class _Planner:
     def _viol(self, b: int, c: int, y: float) -> float:
         """How far broker ``b`` with ``c`` replicas and ``y`` bytes is outside its bands (1.0 = one mean)."""
         v = 0.0
-        if c > self.hi_c:
-            v += (c - self.hi_c) * self.ic
-        elif c < self.lo_c:
-            v += (self.lo_c - c) * self.ic
+        hi_c = self.hi_c[b]
+        if c > hi_c:
+            v += (c - hi_c) * self.ic
+        else:
+            lo_c = self.lo_c[b]
+            if c < lo_c:
+                v += (lo_c - c) * self.ic
         hi = self.hi_b[b]
         if y > hi:
             v += (y - hi) * self.ib
@@ -626,7 +645,9 @@ class _Planner:
         heap = [(-v, b, ver[b]) for b in self.stay_list if (v := viol(b, cnt[b], byt[b])) > _EPS]
         heapq.heapify(heap)
         budget = 4 * sum(len(rs) for rs in self.reps) + 1000
-        while budget > 0:
+        sweeps = _MAX_SWEEPS
+        while budget > 0 and sweeps > 0:
+            sweeps -= 1
             while heap and budget > 0:
                 _, b, v0 = heapq.heappop(heap)
                 if v0 != ver[b]:
@@ -658,13 +679,14 @@ class _Planner:
                 break
 
     def _drive(self, b: int, wide: bool) -> tuple[int, int] | None:
-        """One move that reduces broker ``b``'s violation without adding to another's; returns the two brokers.
+        """One move (or swap) that reduces broker ``b``'s violation without adding to another's -- failing that,
+        one that evens ``b`` out with another broker (``_try``'s ``level``); returns the two brokers.
 
         Counterparts: the most loaded brokers to take from, or the least loaded to give to -- first of ``b``'s
         own rack (a move inside a rack never breaks rack awareness), then of all brokers, ``_TOP`` of each;
         ``wide``: every broker, for the final sweep."""
         c, y = self.cnt[b], self.byt[b]
-        hi_c, lo_c, hi_b, lo_b = self.hi_c, self.lo_c, self.hi_b[b], self.lo_b[b]
+        hi_c, lo_c, hi_b, lo_b = self.hi_c[b], self.lo_c[b], self.hi_b[b], self.lo_b[b]
         over_c = (c - hi_c) * self.ic if c > hi_c else 0.0
         under_c = (lo_c - c) * self.ic if c < lo_c else 0.0
         over_b = (y - hi_b) * self.ib if y > hi_b else 0.0
@@ -745,6 +767,10 @@ class _Planner:
         vs0 = viol(s, cnt[s], byt[s])
         vd0 = viol(d, cnt[d], byt[d])
         if level:
+            # only towards a broker less far off than the driver
+            v_drv, v_oth = (vs0, vd0) if shed else (vd0, vs0)
+            if v_drv - v_oth <= _EPS:
+                return False
             # the size that leaves both equally far from their bands
             if shed:
                 t = min(t, max(0.0, (byt[s] - self.hi_b[s] - byt[d] + self.hi_b[d]) / 2))
@@ -923,39 +949,91 @@ class _Planner:
         """Say which balance goal the plan could not reach (partitions are indivisible; constraints)."""
         cnt, byt = self.cnt, self.byt
         pct = f"{self.tol * 100:g}%"
-        off_c = [self.ids[b] for b in self.stay_list if not self.lo_c <= cnt[b] <= self.hi_c]
+        off_c = [self.ids[b] for b in self.stay_list if not self.lo_c[b] <= cnt[b] <= self.hi_c[b]]
         if off_c:
-            self.notes.append(f"replica counts stay outside {self.lo_c}..{self.hi_c} on brokers {off_c[:10]}"
+            self.notes.append(f"replica counts stay more than {pct} off their target on brokers {off_c[:10]}"
                               f"{' ...' if len(off_c) > 10 else ''}")
-            self._note_racks()
         off_b = [self.ids[b] for b in self.stay_list if not self.lo_b[b] - 0.5 <= byt[b] <= self.hi_b[b] + 0.5]
         if off_b:
-            self.notes.append(f"disk bytes stay more than {pct} off the mean on brokers {off_b[:10]}"
+            self.notes.append(f"disk bytes stay more than {pct} off their target on brokers {off_b[:10]}"
                               f"{' ...' if len(off_b) > 10 else ''} (disk spread after: "
                               f"{figures.disk_after.max_deviation_percent:.1f}%)")
 
+    def _rack_means(self, tot_c: int, tot_b: int) -> dict[int, tuple[float, float]]:
+        """Replicas and bytes per broker that rack awareness lets each rack reach, for racks where that is not
+        the cluster's mean (none when the racks are even).
 
-    def _note_racks(self) -> None:
-        """Explain a replica count out of band that rack awareness forces: a rack must hold every replica the
-        other racks cannot take (at most ``_cap`` per partition each), which may be more per broker than the
-        band allows when it has fewer brokers than the others."""
-        if not self.rack_aware:
-            return
+        A rack must hold what the other racks cannot take (at most ``_cap`` replicas of a partition per rack,
+        and one per broker) and can hold at most ``min(brokers, _cap)`` of each partition's replicas; between
+        these floors and ceilings the load is spread in proportion to the racks' broker counts (water-filling).
+        E.g. racks of 3, 3 and 2 brokers with RF-3 partitions: every rack holds one replica of every partition,
+        so the 2-broker rack's brokers carry 3/2 of what the others do, and are balanced around that."""
         size: dict[int, int] = {}
         for b in self.stay_list:
             size[self.rack[b]] = size.get(self.rack[b], 0) + 1
-        per_rf = Counter(len(rs) for rs in self.reps)
-        for rk in sorted(r for r in size if r >= 0):
-            forced = 0
-            for rf, count in sorted(per_rf.items()):
-                others = sum(min(n, self._cap(rf)) for r, n in size.items() if r != rk)
-                forced += count * max(0, rf - others)
-            if forced > self.hi_c * size[rk]:
-                mean = sum(self.cnt[b] for b in self.stay_list) / self.n_stay
+        groups: dict[tuple[int, int], list[int]] = {}  # (replicas to place, RF) -> [partitions, bytes]
+        for pi, rs in enumerate(self.reps):
+            m = sum(1 for r in rs if not self.fixed[r])
+            g = groups.setdefault((m, len(rs)), [0, 0])
+            g[0] += 1
+            g[1] += self.size[pi]
+        floor_c = dict.fromkeys(size, 0)
+        ceil_c = dict.fromkeys(size, 0)
+        floor_b = dict.fromkeys(size, 0)
+        ceil_b = dict.fromkeys(size, 0)
+        for (m, rf), (count, nbytes) in groups.items():
+            cap = self._cap(rf)
+            room = sum(min(n, cap) for n in size.values())
+            for r, n in size.items():
+                least = max(0, m - (room - min(n, cap)))
+                most = min(n, cap, m)
+                floor_c[r] += count * least
+                ceil_c[r] += count * most
+                floor_b[r] += nbytes * least
+                ceil_b[r] += nbytes * most
+        share_c = _water_fill(size, floor_c, ceil_c, tot_c)
+        share_b = _water_fill(size, floor_b, ceil_b, tot_b)
+        n_stay = self.n_stay
+        mean_c, mean_b = tot_c / n_stay, tot_b / n_stay
+        out: dict[int, tuple[float, float]] = {}
+        for r in sorted(size):
+            m_c = share_c[r] / size[r]
+            m_b = share_b[r] / size[r]
+            if abs(m_c - mean_c) <= 1e-9 * max(1.0, mean_c) and abs(m_b - mean_b) <= 1e-9 * max(1.0, mean_b):
+                continue
+            out[r] = (m_c, m_b)
+            if abs(m_c - mean_c) > self.tol * mean_c or abs(m_b - mean_b) > self.tol * mean_b:
+                name = f"rack {self.rack_names[r]!r}" if r >= 0 else "a broker without a rack"
                 self.notes.append(
-                    f"rack awareness makes rack {self.rack_names[rk]!r} hold at least {forced} replicas on its "
-                    f"{size[rk]} brokers ({forced / size[rk]:.0f} each, the mean is {mean:.0f}): it needs as many "
-                    "brokers as the other racks")
+                    f"rack awareness makes {name} ({size[r]} of {n_stay} brokers) hold "
+                    f"{share_c[r] / tot_c * 100:.0f}% of the replicas: its brokers are balanced around {m_c:.0f} "
+                    f"replicas and {format_bytes(m_b)} each, not the mean {mean_c:.0f} and {format_bytes(mean_b)}")
+        return out
+
+
+def _band(target: float, mean: float, tol: float) -> tuple[float, float]:
+    """A broker's band: ``mean * (1 +- tol)``; for a rack that rack awareness gives another ``target`` per broker,
+    the part of that band within ``tol`` of the target, or -- when the target lies outside the band -- the
+    target's own ``+- tol``."""
+    if mean * (1 - tol) <= target <= mean * (1 + tol):
+        return max(target * (1 - tol), mean * (1 - tol)), min(target * (1 + tol), mean * (1 + tol))
+    return target * (1 - tol), target * (1 + tol)
+
+
+def _water_fill(size: dict[int, int], floor: dict[int, int], ceil: dict[int, int], total: int) -> dict[int, float]:
+    """Split ``total`` over racks in proportion to their ``size`` (a common per-broker level), each share
+    clamped to its [floor, ceil]: the level is found by bisection (the shares grow with it)."""
+    def shares(level: float) -> dict[int, float]:
+        return {r: min(max(level * n, floor[r]), ceil[r]) for r, n in size.items()}
+
+    lo, hi = 0.0, max((ceil[r] / n for r, n in size.items()), default=0.0) + 1.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if sum(shares(mid).values()) < total:
+            lo = mid
+        else:
+            hi = mid
+    return shares(hi)
 
 
 def _count_band(mean: float, tol: float) -> tuple[int, int]:
