@@ -83,7 +83,7 @@ import heapq
 import itertools
 import math
 from bisect import bisect_left, insort
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 
 from ballast.rebalance.model import (
@@ -784,6 +784,9 @@ class _Planner:
         n = len(lst)
         hi = bisect_left(lst, (t,))
         lo = hi - 1
+        touched = self.touched
+        fallback = -1  # a valid partition that already moves; one of the same size that does not is better
+        fallback_size = -1
         for _ in range(_NEAR):
             # the next entry nearest in size to t, outwards from it (the smaller on a tie)
             if hi < n and (lo < 0 or lst[hi][0] - t < t - lst[lo][0]):
@@ -793,7 +796,9 @@ class _Planner:
                 x, pi = lst[lo]
                 lo -= 1
             else:
-                return False
+                break
+            if fallback >= 0 and x != fallback_size:
+                break
             if x > room:
                 continue
             vs1 = viol(s, cs, ys - x)
@@ -810,7 +815,15 @@ class _Planner:
                 continue
             if rack_check and not self._rack_ok(rs, s, d, strict=False):
                 continue
+            if touched[pi] and fallback < 0:
+                # Equal sizes (e.g. empty partitions) would otherwise send all replicas of the same partitions
+                # to the new brokers, leaving groups of brokers that share no partition (leaders cannot even out)
+                fallback, fallback_size = pi, x
+                continue
             self._apply(pi, s, d)
+            return True
+        if fallback >= 0:
+            self._apply(fallback, s, d)
             return True
         return False
 
@@ -900,10 +913,87 @@ class _Planner:
                     changed = True
             if not changed:
                 break
+        self._leader_paths(lead, lo, hi)
         off = [self.ids[b] for b in self.stay_list if not lo <= lead[b] <= hi]
         if off:
             self.notes.append(f"preferred leaders stay outside {lo}..{hi} on brokers {off[:10]}"
                               f"{' ...' if len(off) > 10 else ''}")
+
+    def _leader_paths(self, lead: list[int], lo: int, hi: int) -> None:
+        """What the direct hand-overs leave out of band, fixed along chains: broker x leads a partition that y
+        also holds, y one that z holds, ... down to a broker with room (found breadth-first, so the chain is
+        shortest); each partition on the chain passes its leadership one step, so only the ends change count.
+        For a broker below the band the same, backwards from it to a broker that can spare a leader."""
+        stay, reps = self.stay, self.reps
+        led: list[list[int]] = [[] for _ in self.ids]
+        for pi, rs in enumerate(reps):
+            if rs and stay[rs[0]]:
+                led[rs[0]].append(pi)
+
+        def hand_over(pi: int, to: int) -> None:
+            rs = reps[pi]
+            frm = rs[0]
+            j = rs.index(to)
+            rs[0], rs[j] = to, frm
+            self.touched[pi] = True
+            led[frm].remove(pi)
+            insort(led[to], pi)
+
+        for _ in range(4 * self.n_stay):
+            fixed = False
+            for b in sorted((b for b in self.stay_list if lead[b] > hi), key=lambda b: (-lead[b], b)):
+                prev: dict[int, tuple[int, int]] = {b: (-1, -1)}
+                queue = deque([b])
+                end = -1
+                while queue and end < 0:
+                    x = queue.popleft()
+                    for pi in led[x]:
+                        for y in reps[pi][1:]:
+                            if stay[y] and y not in prev:
+                                prev[y] = (x, pi)
+                                if lead[y] < hi and lead[y] + 1 < lead[b]:
+                                    end = y
+                                    break
+                                queue.append(y)
+                        if end >= 0:
+                            break
+                if end >= 0:
+                    y = end
+                    while y != b:
+                        x, pi = prev[y]
+                        hand_over(pi, y)
+                        y = x
+                    lead[b] -= 1
+                    lead[end] += 1
+                    fixed = True
+                    break
+            if not fixed:
+                for d in sorted((b for b in self.stay_list if lead[b] < lo), key=lambda b: (lead[b], b)):
+                    nxt: dict[int, tuple[int, int]] = {d: (-1, -1)}
+                    queue = deque([d])
+                    start = -1
+                    while queue and start < 0:
+                        y = queue.popleft()
+                        for _, pi in self.hosted[y]:
+                            x = reps[pi][0]
+                            if x != y and stay[x] and x not in nxt:
+                                nxt[x] = (y, pi)
+                                if lead[x] > lo and lead[x] > lead[d] + 1:
+                                    start = x
+                                    break
+                                queue.append(x)
+                    if start >= 0:
+                        x = start
+                        while x != d:
+                            y, pi = nxt[x]
+                            hand_over(pi, y)
+                            x = y
+                        lead[start] -= 1
+                        lead[d] += 1
+                        fixed = True
+                        break
+            if not fixed:
+                return
 
     # -- result -----------------------------------------------------------------------------------------------
     def run(self) -> RebalancePlan:
