@@ -143,7 +143,7 @@ def clusters(draw: st.DrawFn) -> tuple[list[BrokerLoad], list[PartitionLoad], Go
     return brokers, partitions, goals
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(clusters())
 def test_plans_keep_the_invariants(cluster: tuple[list[BrokerLoad], list[PartitionLoad], Goals]) -> None:
     brokers, partitions, goals = cluster
@@ -151,7 +151,7 @@ def test_plans_keep_the_invariants(cluster: tuple[list[BrokerLoad], list[Partiti
     check_plan(brokers, partitions, goals, plan)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(clusters(), st.randoms(use_true_random=False))
 def test_plans_are_deterministic_and_stable(cluster: tuple[list[BrokerLoad], list[PartitionLoad], Goals],
                                             rnd: random.Random) -> None:
