@@ -39,7 +39,7 @@ from ballast.rebalance.baseline import assign_topic, round_robin_plan
 from ballast.rebalance.model import BrokerLoad, Goals, PartitionLoad, RebalancePlan
 from ballast.rebalance.planner import format_bytes, plan_rebalance
 
-console = Console(width=max(Console().width, 150))
+console = Console(width=max(Console().width, 180))
 MiB = 1 << 20
 GiB = 1 << 30
 TIME_TARGET = 5.0
@@ -156,9 +156,9 @@ def bench_scale(args: argparse.Namespace) -> bool:
 def bench_scale_out(args: argparse.Namespace) -> bool:
     table = Table(title=f"(b) scale-out: bytes moved / lower bound and spreads before -> after (planner: median "
                         f"time of {args.runs} runs)")
-    for col in ("scale-out", "plan", "moves", "bytes moved", "lower bound", "moved / bound", "replicas",
-                "disk", "leaders", "time", ""):
-        table.add_column(col, justify="left" if col in ("scale-out", "plan", "") else "right", no_wrap=True)
+    for col in ("brokers", "partitions", "plan", "moves", "bytes moved", "lower bound", "moved / bound",
+                "replica spread", "disk spread", "leader spread", "time", ""):
+        table.add_column(col, justify="left" if col in ("brokers", "plan", "") else "right", no_wrap=True)
     all_ok = True
     for old, new in ((12, 16), (48, 64)):
         brokers, partitions = scale_out_cluster(old, new - old, seed=args.seed)
@@ -175,7 +175,8 @@ def bench_scale_out(args: argparse.Namespace) -> bool:
                   and f.disk_after.max_deviation_percent <= SPREAD_TARGET + 1e-9)
             if name == "planner":
                 all_ok = all_ok and ok
-            table.add_row(f"{old} -> {new} ({len(partitions):,} partitions)" if name == "planner" else "", name,
+            first = name == "planner"
+            table.add_row(f"{old} -> {new}" if first else "", f"{len(partitions):,}" if first else "", name,
                           f"{f.moves:,}", format_bytes(f.bytes_to_move), format_bytes(bound), f"{ratio:.3f}",
                           f"{f.replicas_before.max_deviation_percent:.0f} -> "
                           f"{f.replicas_after.max_deviation_percent:.1f} %",
