@@ -17,6 +17,10 @@ Everything goes through the brokers' admin API (kafka-python ``KafkaAdminClient`
   ``topic-partition``) is non-retryable ``InvalidInput`` with a message saying what is wrong.
 * A setting Kafka refuses is non-retryable ``ConfigRejected`` (as in ``apply_dynamic_configs``).
 
+Every activity heartbeats while it runs, so a worker lost mid-call is noticed within the workflow's few-second
+heartbeat timeout: ``wait_reassignments`` every poll (its details re-sent by a keep-alive thread while a poll
+is slow), the others every second from a keep-alive thread (``activities.roll._kept_alive``).
+
 Every activity is idempotent. ``submit_reassignments`` compares each move with the partition's replicas and
 in-flight reassignment before sending it; ``clear_throttles`` deletes only what is set; ``cancel_reassignments``
 cancels only what is in flight.
@@ -72,6 +76,7 @@ from activities.contracts import (
     WaitReassignmentsInput,
     WaitReassignmentsResult,
 )
+from activities.roll import POLL_QUIET_SECONDS, _Heartbeat, _kept_alive
 from ballast.messages import ClusterRef
 from ballast.rebalance import planner
 from ballast.rebalance.model import BrokerLoad, Goals, Move, PartitionLoad, RebalancePlan, Spread
@@ -335,6 +340,7 @@ class _WaitState:
     copied: dict[Key, dict[int, int]] = field(default_factory=dict)  # key -> added replica's broker -> bytes
     silent: list[int] = field(default_factory=list)  # brokers that did not answer DescribeLogDirs last poll
     last_beat: float = 0.0
+    heart: Any = None  # the attempt's _Heartbeat, which re-sends the last details while a poll is slow
 
     def resume(self, previous: dict[str, Any]) -> None:
         """Take over the copy sizes a previous attempt recorded (heartbeat details come back as plain JSON),
@@ -357,7 +363,7 @@ class _WaitState:
                                      for k, v in sorted(self.copied.items()) if _name(k) in result.in_flight})
 
     def beat(self) -> None:
-        activity.heartbeat(dict(self.progress))
+        self.heart.beat(dict(self.progress))
         self.last_beat = time.monotonic()
 
     def keepalive(self) -> None:
@@ -405,6 +411,7 @@ class RebalanceActivities:
     # -- plan_rebalance -------------------------------------------------------------------------------------
 
     @activity.defn(name=PLAN_REBALANCE)
+    @_kept_alive
     def plan_rebalance(self, inp: PlanRebalanceInput) -> PlanRebalanceResult:
         """Observe the cluster through Kafka and plan (see ``PlanRebalanceInput``).
 
@@ -465,6 +472,7 @@ class RebalanceActivities:
     # -- submit_reassignments -------------------------------------------------------------------------------
 
     @activity.defn(name=SUBMIT_REASSIGNMENTS)
+    @_kept_alive
     def submit_reassignments(self, inp: SubmitReassignmentsInput) -> SubmitReassignmentsResult:
         """Throttle exactly the moving replicas (when ``throttle_bytes_per_sec`` > 0), then submit the moves
         that still need it with AlterPartitionReassignments (see ``SubmitReassignmentsInput``).
@@ -587,19 +595,21 @@ class RebalanceActivities:
         state = _WaitState(inp, progress=progress, last_beat=time.monotonic())
         state.resume(previous)
         try:
-            while True:
-                progress["polls"] += 1
-                result = self._poll_reassignments(state)
-                state.record(result)
-                state.beat()
-                left = deadline - time.monotonic()
-                if result.done or left <= 0:
-                    waited = (time.time() * 1000 - int(progress["startedAt"])) / 1000
-                    result.detail += f" (waiting {waited:.1f}s, {progress['polls']} polls)"
-                    return result
-                activity.wait_for_cancelled_sync(min(inp.poll_seconds, left))
-                if activity.is_cancelled():
-                    raise CancelledError("wait cancelled")
+            # Until the first poll's beat, the keep-alive thread re-sends what the previous attempt left.
+            with _Heartbeat(POLL_QUIET_SECONDS, {**previous, **progress}) as state.heart:
+                while True:
+                    progress["polls"] += 1
+                    result = self._poll_reassignments(state)
+                    state.record(result)
+                    state.beat()
+                    left = deadline - time.monotonic()
+                    if result.done or left <= 0:
+                        waited = (time.time() * 1000 - int(progress["startedAt"])) / 1000
+                        result.detail += f" (waiting {waited:.1f}s, {progress['polls']} polls)"
+                        return result
+                    activity.wait_for_cancelled_sync(min(inp.poll_seconds, left))
+                    if activity.is_cancelled():
+                        raise CancelledError("wait cancelled")
         finally:
             state.close()
 
@@ -670,6 +680,7 @@ class RebalanceActivities:
     # -- cancel_reassignments -------------------------------------------------------------------------------
 
     @activity.defn(name=CANCEL_REASSIGNMENTS)
+    @_kept_alive
     def cancel_reassignments(self, inp: CancelReassignmentsInput) -> CancelReassignmentsResult:
         """AlterPartitionReassignments with a null target for the given partitions that are in flight (None:
         all in flight); Kafka reverts each to its original replicas. A partition not in flight (done, never
@@ -702,6 +713,7 @@ class RebalanceActivities:
     # -- clear_throttles ------------------------------------------------------------------------------------
 
     @activity.defn(name=CLEAR_THROTTLES)
+    @_kept_alive
     def clear_throttles(self, inp: ClearThrottlesInput) -> ClearThrottlesResult:
         """DELETE the throttled-replica lists from ``topics`` and the throttle rates from ``brokers`` (None:
         every topic / every unfenced registered broker), only where they are set (DescribeConfigs first), so
@@ -727,6 +739,7 @@ class RebalanceActivities:
     # -- elect_leaders_for_partitions -----------------------------------------------------------------------
 
     @activity.defn(name=ELECT_LEADERS_FOR_PARTITIONS)
+    @_kept_alive
     def elect_leaders_for_partitions(self, inp: ElectPartitionsInput) -> ElectLeadersResult:
         """Preferred-leader election for ``partitions``, best effort: a partition whose preferred replica
         leads already is ``not_needed``, one that cannot be elected now (preferred replica not in the ISR,
@@ -742,6 +755,7 @@ class RebalanceActivities:
     # -- verify_brokers_empty -------------------------------------------------------------------------------
 
     @activity.defn(name=VERIFY_BROKERS_EMPTY)
+    @_kept_alive
     def verify_brokers_empty(self, inp: VerifyBrokersEmptyInput) -> VerifyBrokersEmptyResult:
         """What Kafka says ``brokers`` still hold, independent of any plan: replicas in Metadata (which
         lists the replicas a reassignment is adding and removing), the adding replicas ListPartitionReassignments

@@ -67,8 +67,13 @@ with workflow.unsafe.imports_passed_through():
 
 Outcome = Literal["Succeeded", "Failed", "Cancelled", "Infeasible"]
 
-# A killed worker's in-flight activity is retried after at most this long (heartbeat timeout of the waits).
-HEARTBEAT = timedelta(seconds=10)
+# A worker lost while it runs an activity (a crash, SIGKILL, its node gone) is noticed by the server only when a
+# timeout of that activity expires; the retry then runs on a live worker. Every rebalance activity heartbeats --
+# wait_reassignments every poll, the others every second from a keep-alive thread (activities.rebalance) -- so
+# this heartbeat timeout brings that retry within seconds instead of holding the rebalance for a start-to-close
+# timeout, while a slow Kafka answer is not taken for a lost worker: the threads record a heartbeat every second and
+# the worker sends one at most every 80% of this timeout, so a live worker always gets one in.
+HEARTBEAT = timedelta(seconds=3)
 # wait_reassignments returns this often with the progress so far, so status and ETA stay current.
 REPORT_EVERY_SECONDS = 5.0
 
@@ -76,6 +81,8 @@ _KAFKA_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coeffi
                            maximum_interval=timedelta(seconds=30), maximum_attempts=20,
                            non_retryable_error_types=["InvalidInput"])
 _QUICK = timedelta(seconds=60)
+# Recording an Event is a few Kubernetes API calls and does not heartbeat: a lost worker costs at most this.
+_EVENT_TIMEOUT = timedelta(seconds=10)
 _EVENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5),
                            maximum_attempts=3)
 
@@ -190,7 +197,7 @@ class RebalanceWorkflow:
                 tolerance_percent=s.tolerance_percent, capacity_threshold_percent=s.capacity_threshold_percent,
                 max_moves_per_batch=s.max_moves_per_batch, capacity_fallback_bytes=s.capacity_fallback_bytes),
             result_type=act.PlanRebalanceResult, start_to_close_timeout=timedelta(minutes=5),
-            heartbeat_timeout=timedelta(seconds=60), retry_policy=_KAFKA_RETRY,
+            heartbeat_timeout=HEARTBEAT, retry_policy=_KAFKA_RETRY,
             summary=f"{self._where}: plan the rebalance")
         self._plan = plan
         self._batch_index = 0
@@ -325,7 +332,8 @@ class RebalanceWorkflow:
         try:
             await workflow.execute_activity(
                 act.ELECT_LEADERS_FOR_PARTITIONS, act.ElectPartitionsInput(ref=self._ref, partitions=partitions),
-                result_type=act.ElectLeadersResult, start_to_close_timeout=_QUICK, retry_policy=_EVENT_RETRY,
+                result_type=act.ElectLeadersResult, start_to_close_timeout=_QUICK, heartbeat_timeout=HEARTBEAT,
+                retry_policy=_EVENT_RETRY,
                 summary=f"{self._where}: elect preferred leaders of batch {self._position}")
         except ActivityError as err:
             if is_cancelled_exception(err):
@@ -336,7 +344,8 @@ class RebalanceWorkflow:
     async def _holders(self) -> dict[int, list[str]]:
         result: act.VerifyBrokersEmptyResult = await workflow.execute_activity(
             act.VERIFY_BROKERS_EMPTY, act.VerifyBrokersEmptyInput(ref=self._ref, brokers=self._input.remove),
-            result_type=act.VerifyBrokersEmptyResult, start_to_close_timeout=_QUICK, retry_policy=_KAFKA_RETRY,
+            result_type=act.VerifyBrokersEmptyResult, start_to_close_timeout=_QUICK, heartbeat_timeout=HEARTBEAT,
+            retry_policy=_KAFKA_RETRY,
             summary=f"{self._where}: verify brokers {self._input.remove} hold nothing")
         return {b: p for b, p in result.holders.items() if p}
 
@@ -350,7 +359,7 @@ class RebalanceWorkflow:
         try:
             result: act.CancelReassignmentsResult = await workflow.execute_activity(
                 act.CANCEL_REASSIGNMENTS, act.CancelReassignmentsInput(ref=self._ref, partitions=partitions),
-                result_type=act.CancelReassignmentsResult, start_to_close_timeout=_QUICK,
+                result_type=act.CancelReassignmentsResult, start_to_close_timeout=_QUICK, heartbeat_timeout=HEARTBEAT,
                 retry_policy=_KAFKA_RETRY, summary=f"{self._where}: cancel the in-flight reassignments")
         except ActivityError as err:
             await self._event("Warning", "RebalanceCancelFailed",
@@ -370,7 +379,7 @@ class RebalanceWorkflow:
             await workflow.execute_activity(
                 act.CLEAR_THROTTLES, act.ClearThrottlesInput(ref=self._ref),
                 result_type=act.ClearThrottlesResult, start_to_close_timeout=timedelta(minutes=2),
-                heartbeat_timeout=timedelta(seconds=30),
+                heartbeat_timeout=HEARTBEAT,
                 retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                                          maximum_interval=timedelta(seconds=30)),
                 summary=f"{self._where}: clear replication throttles")
@@ -407,7 +416,7 @@ class RebalanceWorkflow:
         try:
             await workflow.execute_activity(
                 act.RECORD_EVENT, act.EventInput(ref=self._ref, type=type_, reason=reason, message=message[:1024]),
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=_EVENT_RETRY,
+                start_to_close_timeout=_EVENT_TIMEOUT, retry_policy=_EVENT_RETRY,
                 summary=f"{self._where}: event {reason}")
         except ActivityError as err:
             if is_cancelled_exception(err):
