@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -32,6 +33,12 @@ from workflows.rebalance import RebalanceWorkflow
 from workflows.roll import RollWorkflow
 
 log = logging.getLogger("ballast.operator")
+
+# A workflow task waits on the sticky queue of the worker that ran the workflow's previous task for at most this
+# long, then goes to the task queue (any worker; replaying the history). The SDK's 10 s default holds every
+# workflow of a crashed worker that long even when a restarted or second worker polls already; a live worker
+# takes its sticky tasks in milliseconds.
+STICKY_QUEUE_TIMEOUT = timedelta(seconds=1)
 
 # Search attributes the cluster workflow upserts: registered on start-up when missing, so a fresh Temporal
 # server needs no manual step.
@@ -82,7 +89,8 @@ def build_worker(temporal: Client, settings: OperatorSettings, activities: Clust
     # The activities use the synchronous kubernetes and kafka-python clients: they run on a thread pool.
     return Worker(temporal, task_queue=settings.task_queue, workflows=[KafkaClusterWorkflow, RollWorkflow, RebalanceWorkflow],
                   activities=activities.all(), activity_executor=executor,
-                  max_concurrent_activities=executor._max_workers)
+                  max_concurrent_activities=executor._max_workers,
+                  sticky_queue_schedule_to_start_timeout=STICKY_QUEUE_TIMEOUT)
 
 
 def watcher_settings(settings: OperatorSettings, **overrides: Any) -> WatcherSettings:
