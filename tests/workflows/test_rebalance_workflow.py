@@ -149,6 +149,7 @@ class FakePartitions:
     polls: Counter[str] = field(default_factory=Counter)  # wait polls a move in flight has seen
     ticks: int = 1  # polls until a move in flight completes
     stalled: bool = False  # moves in flight make no progress; a wait polls until they do or are cancelled
+    stall_from: int = 0  # > 0: from this wait call on, as if stalled
     plans: list[act.PlanRebalanceResult] = field(default_factory=list)  # scripted, used before planning
     disk_spread: float | None = None  # what the plans report as the disk spread before (None: computed)
     on_verify: Callable[[], None] | None = None
@@ -298,8 +299,9 @@ class FakePartitions:
     async def wait_reassignments(self, inp: act.WaitReassignmentsInput) -> act.WaitReassignmentsResult:
         await self._enter(act.WAIT_REASSIGNMENTS, inp)
         keys = [m.key for m in inp.moves]
+        call = self.count(act.WAIT_REASSIGNMENTS)
         try:
-            while self.stalled and any(k in self.moving for k in keys):
+            while (self.stalled or 0 < self.stall_from <= call) and any(k in self.moving for k in keys):
                 activity.heartbeat()
                 await asyncio.sleep(0.02)
         except asyncio.CancelledError:
@@ -562,13 +564,9 @@ async def test_pause_holds_at_the_next_batch_boundary_and_resume_goes_on(env: Wo
 
 
 async def test_cancel_mid_batch_cancels_the_moves_in_flight_and_clears_throttles(env: WorkflowEnvironment) -> None:
-    fake = scale_out_kafka()
+    fake = scale_out_kafka(stall_from=2)  # batch 1 completes; batch 2 is copying when the cancel arrives
     async with rebalancing(env, fake) as run:
         handle = await run.start()
-        # Batch 1 completes; batch 2 is copying when the cancel arrives.
-        fake.failures[act.WAIT_REASSIGNMENTS] = [None]
-        await until(lambda: fake.count(act.WAIT_REASSIGNMENTS) >= 1, "the first batch")
-        fake.stalled = True
         await until(lambda: fake.count(act.WAIT_REASSIGNMENTS) == 2 and bool(fake.moving), "the second batch copying")
         after_first = fake.assignment()
         in_flight = sorted(fake.moving)
