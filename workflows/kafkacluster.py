@@ -731,16 +731,17 @@ class KafkaClusterWorkflow:
         """Start the next structural operation, one at a time: a scale-in drain, the rebalance after a
         scale-out, a requested one, or one for disk skew found by the periodic check."""
         running = self._rebalance
+        # Every value counts, removal too: taking the annotation off and putting "approve" back approves the next
+        # plan, while an "approve" left on the object never approves later plans by itself.
         token = observed.annotations.get(REBALANCE_ANNOTATION, "")
-        new_token = token if token and token != self._last_rebalance_token else ""
-        if new_token:
-            self._last_rebalance_token = token
+        new_token = token if token != self._last_rebalance_token else ""
+        self._last_rebalance_token = token
         if running is not None:
             await self._steer_rebalance(running, wanted, approve=new_token == REBALANCE_APPROVE,
                                         scale_in=spec.brokers.replicas > wanted.brokers.replicas)
             if new_token and new_token != REBALANCE_APPROVE:
-                self._pending_rebalance = PendingRebalance(purpose="requested",
-                                                           reason=f"annotation {REBALANCE_ANNOTATION}={token}")
+                self._queue_rebalance(PendingRebalance(purpose="requested",
+                                                       reason=f"annotation {REBALANCE_ANNOTATION}={token}"))
             return
         if spec.brokers.replicas > wanted.brokers.replicas:
             hold = self._scale_in_hold
@@ -753,8 +754,8 @@ class KafkaClusterWorkflow:
             return
         self._scale_in_hold = None
         if new_token and new_token != REBALANCE_APPROVE:
-            self._pending_rebalance = PendingRebalance(purpose="requested",
-                                                       reason=f"annotation {REBALANCE_ANNOTATION}={token}")
+            self._queue_rebalance(PendingRebalance(purpose="requested",
+                                                   reason=f"annotation {REBALANCE_ANNOTATION}={token}"))
         pending = self._pending_rebalance
         if pending is not None:
             self._pending_rebalance = None
@@ -762,6 +763,11 @@ class KafkaClusterWorkflow:
                                         require=pending.require_brokers)
             return
         await self._check_skew(wanted, observed)
+
+    def _queue_rebalance(self, request: PendingRebalance) -> None:
+        """Queue a requested rebalance; a queued scale-out one already covers it (and names the new brokers)."""
+        if self._pending_rebalance is None or self._pending_rebalance.purpose != "scale-out":
+            self._pending_rebalance = request
 
     async def _steer_rebalance(self, running: _RunningRebalance, wanted: KafkaClusterSpec, *, approve: bool,
                                scale_in: bool) -> None:
@@ -971,7 +977,9 @@ class KafkaClusterWorkflow:
                 _Condition(ConditionType.DEGRADED, "False", "Healthy"),
                 _Condition(ConditionType.INVALID, "False", "SpecValid"))],
             brokers_desired=spec.brokers.replicas, controllers_desired=spec.controllers.replicas,
-            current_operation=self._rebalance_operation(state))
+            current_operation=self._rebalance_operation(state),
+            last_operation=self._last_operation("Succeeded", f"generation {observed.generation} applied")
+            if self._operation else None)
         await self._write_status(update, summary="report the rebalance")
         self._operation = None
 
@@ -1573,7 +1581,7 @@ class KafkaClusterWorkflow:
             self._pending_spec = None
         token = change.annotations.get(ROLL_ANNOTATION, "")
         rebalance_token = change.annotations.get(REBALANCE_ANNOTATION, "")
-        if rebalance_token and rebalance_token != self._last_rebalance_token and not self._pass_due:
+        if rebalance_token != self._last_rebalance_token and not self._pass_due:
             self._pass_due = True
         if token and token != self._last_roll_token and not self._pass_due:
             self._pass_due = True
@@ -1671,7 +1679,7 @@ class KafkaClusterWorkflow:
     async def request_rebalance(self, request: RebalanceRequest) -> RebalanceAccepted:
         """Plan and run a rebalance now (with ``rebalance.mode: approval``, the plan waits for approval)."""
         reason = request.reason or "requested"
-        self._pending_rebalance = PendingRebalance(purpose="requested", reason=reason)
+        self._queue_rebalance(PendingRebalance(purpose="requested", reason=reason))
         self._pass_due = True
         self._show()
         message = "a rebalance starts" + (" after the running one" if self._rebalance is not None else "")

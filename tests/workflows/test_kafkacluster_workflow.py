@@ -576,7 +576,10 @@ async def test_rejected_step_reports_then_retries_with_backoff(env: WorkflowEnvi
         assert "not owned by KafkaCluster demo" in fake.conditions["Invalid"].message
         assert fake.conditions["Invalid"].message.startswith("3/7 apply controllers manifests: ")
         assert fake.status["lastOperation"]["result"] == "Failed"
-        assert fake.events[-1].reason == "ReconcileFailed" and fake.events[-1].type == "Warning"
+        # The Event follows the status write: on a loaded machine it may still be on its way.
+        await until(lambda: _async(bool(fake.events) and fake.events[-1].reason == "ReconcileFailed"),
+                    "the ReconcileFailed Event")
+        assert fake.events[-1].type == "Warning"
 
         # Someone removes the conflicting object; the retry after the back-off provisions the cluster.
         await env.sleep(timedelta(seconds=31))
