@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/reaction_bench.py
 	$(BIN)/python bench/roll_bench.py
 	$(BIN)/python bench/planner_bench.py
+	$(BIN)/python bench/rebalance_bench.py
 
 clean:
 	rm -rf $(VENV) .devcluster .pytest_cache .mypy_cache .ruff_cache
