@@ -1,12 +1,15 @@
 """Chaos: SIGKILL the operator at ``--kills`` random moments during a rolling restart, restart it each time, and
 check the roll's invariants (issue 5: "kill the operator process (SIGKILL) at 20 random moments during a
-roll"). The test suite does a few kills (``tests/e2e/test_roll_e2e.py``); this script does the issue's 20,
-which takes minutes: after each kill, Temporal notices the lost activity only when its heartbeat or
-start-to-close timeout expires, then retries it on the restarted worker. The kills are spread over the whole
-roll (each waits for the roll to move on by a few events first: pod writes, or activities and timers in the
-roll workflow's history), so they hit different steps: a restart in flight, the wait for Ready or for the
-ISR, the gate check, the leader election, the delay between restarts -- or, after a while, the stall the
-previous kill caused. Expect 5-10 minutes.
+roll"). ``tests/e2e/test_roll_e2e.py`` does 20 too, in bursts at pods spread over the plan (about a minute);
+this script spreads them more freely: each kill waits for the roll to move on by a few events first (pod
+writes, or events in the roll workflow's history), or a random 5-20 s (a kill while Temporal is still waiting
+out the previous one), so the kills hit different steps -- a restart in flight, the wait for Ready or for the
+ISR, the gate check, the leader election, the delay between restarts, the recovery from the previous kill.
+
+What a kill costs the roll: Temporal retries the activity the killed worker was running once its heartbeat
+timeout expires (5 s for every roll activity), and a workflow task sent to the killed worker's sticky queue
+within 10 s of its last poll waits out the worker's sticky schedule-to-start timeout (10 s) before another
+worker takes it: ~10-15 s per kill that lands after the roll moved on. Expect a few minutes.
 
 A 3-controller / 6-broker cluster with topic ``orders`` at RF 3 / min.insync.replicas 2 and producers writing
 is rolled by an image change (``--seed`` replays a sequence of kill moments). Checked from devcluster's record
@@ -37,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rollenv import roll_env, wait_until
 
 from tests.e2e.rolls import (
+    RollMonitor,
     kafka_cluster,
     min_isr_violations,
     once_each,
@@ -68,14 +72,9 @@ def main() -> int:
         env.custom.patch_namespaced_custom_object("kafka.ballast.dev", "v1alpha1", "default", "kafkaclusters", NAME,
                                                   {"spec": {"image": "docker.io/apache/kafka:3.9.1"}})
         rolled = pods_rolled(env.core, env.apps, NAME, old)
-        kills: list[tuple[float, int]] = []  # (seconds into the roll, pods deleted so far)
-        def progress() -> int:
-            """Pod events plus the events in the running roll workflow's history: anything the roll did."""
-            operation = (kafka_cluster(env.custom, NAME).get("status") or {}).get("currentOperation") or {}
-            workflow_id = str(operation.get("workflowId") or "")
-            roll = env.history_length(workflow_id) if workflow_id.startswith("roll/") else 0
-            return len(timeline.snapshot()) + roll
-
+        kills: list[tuple[float, int, list[str]]] = []  # (seconds into the roll, pods deleted, activities in flight)
+        monitor = RollMonitor(env.custom, timeline, env.temporal.address)
+        progress = monitor.progress  # pod events plus events in the roll workflow's history: anything it did
         seen = progress()
         while len(kills) < args.kills and not rolled():
             # Spread the kills over the roll: each waits until the roll moved on by 1-4 events (a pod event, an
@@ -88,11 +87,13 @@ def main() -> int:
             time.sleep(rng.uniform(0.0, 0.5))
             if rolled():
                 break
+            in_flight = monitor.in_flight()
             env.kill_operator()
-            kills.append((time.time() - since, len(timeline.deletions(since=since))))
+            kills.append((time.time() - since, len(timeline.deletions(since=since)), in_flight))
             env.start_operator()
             seen = progress()
-            console.print(f"kill {len(kills)} at {kills[-1][0]:.1f} s ({kills[-1][1]} pods deleted so far)")
+            console.print(f"kill {len(kills)} at {kills[-1][0]:.1f} s ({kills[-1][1]} pods deleted so far, in flight: "
+                          f"{', '.join(in_flight) or 'no activity'})")
         try:
             done = env.wait_rolled(NAME, old, args.timeout)
         except TimeoutError:
@@ -117,7 +118,8 @@ def main() -> int:
         table.add_column("check")
         table.add_column("result", justify="right")
         table.add_row("roll time", f"{done - since:.1f} s")
-        table.add_row("kills (s into the roll)", ", ".join(f"{t:.0f}" for t, _ in kills))
+        table.add_row("kills (s into the roll)", ", ".join(f"{t:.0f}" for t, _, _ in kills))
+        table.add_row("pod steps killed in", str(len({n for _, n, _ in kills})))
         table.add_row("pod deletions", ", ".join(f"{e.pod.removeprefix(NAME + '-')}" for e in deletions))
         for name, ok in checks.items():
             table.add_row(name, "yes" if ok else "[bold red]NO[/]")

@@ -150,21 +150,6 @@ class RollEnv:
     def uids(self, name: str) -> dict[str, str]:
         return pod_uids(self.core, name)
 
-    def history_length(self, workflow_id: str) -> int:
-        """Events in the workflow's history so far (0 if there is no such workflow)."""
-        from temporalio.client import Client
-        from temporalio.service import RPCError
-
-        async def describe() -> int:
-            temporal = await Client.connect(self.temporal.address)
-            try:
-                described = await temporal.get_workflow_handle(workflow_id).describe()
-            except RPCError:
-                return 0
-            return int(described.raw_description.workflow_execution_info.history_length)
-
-        return asyncio.run(describe())
-
 
 @contextlib.contextmanager
 def roll_env(config: DevClusterConfig | None = None, prefix: str = "roll-bench-") -> Iterator[RollEnv]:

@@ -5,11 +5,14 @@ tests and the roll benchmarks (``bench/roll_bench.py``, ``bench/roll_chaos.py``)
 :class:`PodEvent` (created / ready / unready / deleting / deleted, with the wall time of the commit and the
 simulated cluster's active controller at that moment). From it come the roll's invariants: which pods were
 deleted and how often, in which order, and how many pods of a role were unavailable at once. The ISR side
-(no partition below min.insync.replicas) comes from the Kafka model's own history.
+(no partition below min.insync.replicas) comes from the Kafka model's own history. :class:`RollMonitor` follows
+a running roll from Temporal's side (how far its history got, which activities it has in flight), for chaos
+tests that kill the operator at moments spread over the roll.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -20,6 +23,9 @@ from typing import Any
 
 from kafka import KafkaAdminClient
 from kubernetes import client
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from activities import clients
 from ballast.config import KafkaAddressing
@@ -219,3 +225,51 @@ def pod_uids(core: client.CoreV1Api, name: str, namespace: str = "default") -> d
 
 def once_each(deletions: list[PodEvent]) -> Counter[str]:
     return Counter(e.pod for e in deletions)
+
+
+@dataclass
+class RollMonitor:
+    """A KafkaCluster's running roll as seen from outside the operator: :meth:`progress` counts the pod events
+    ``timeline`` recorded plus the events in the roll workflow's history (every activity, timer, signal and
+    workflow task adds some), so it grows whenever the roll does anything; :meth:`in_flight` names the
+    activities the roll workflow has started and not finished (as Temporal describes it)."""
+
+    custom: client.CustomObjectsApi
+    timeline: PodTimeline
+    temporal_address: str
+    workflow_id: str = ""
+
+    def _workflow(self) -> str:
+        if not self.workflow_id:
+            status = kafka_cluster(self.custom, self.timeline.name, self.timeline.namespace).get("status") or {}
+            found = str((status.get("currentOperation") or {}).get("workflowId") or "")
+            self.workflow_id = found if found.startswith("roll/") else ""
+        return self.workflow_id
+
+    def _describe(self) -> tuple[int, list[str], bool]:
+        """(history length, pending activity types, running); (0, [], False) before the workflow is known."""
+        workflow_id = self._workflow()
+        if not workflow_id:
+            return 0, [], False
+
+        async def describe() -> tuple[int, list[str], bool]:
+            temporal = await Client.connect(self.temporal_address)
+            try:
+                raw = (await temporal.get_workflow_handle(workflow_id).describe()).raw_description
+            except RPCError:
+                return 0, [], False
+            info = raw.workflow_execution_info
+            return (int(info.history_length), sorted(a.activity_type.name for a in raw.pending_activities),
+                    info.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING)
+
+        return asyncio.run(describe())
+
+    def progress(self) -> int:
+        return len(self.timeline.snapshot()) + self._describe()[0]
+
+    def in_flight(self) -> list[str]:
+        return self._describe()[1]
+
+    def running(self) -> bool:
+        """The roll workflow is known and has not ended."""
+        return self._describe()[2]

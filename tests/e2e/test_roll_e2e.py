@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from tests.e2e.conftest import OperatorProcess
 from tests.e2e.rolls import (
     PodEvent,
     PodTimeline,
+    RollMonitor,
     kafka_admin_of,
     kafka_cluster,
     kafka_control,
@@ -95,7 +97,7 @@ def _wait_rolled(core: client.CoreV1Api, apps: client.AppsV1Api, custom: client.
                  old: dict[str, str], operator: OperatorProcess, timeout: float = 150) -> None:
     try:
         wait_for(pods_rolled(core, apps, name, old), timeout=timeout, interval=0.2, message=f"{sorted(old)} rolled")
-        # A worker killed during the last wait leaves it to its heartbeat timeout (30 s) before the retry.
+        # A worker killed during the last steps: the roll ends once Temporal retried their activities elsewhere.
         wait_for(lambda: not (kafka_cluster(custom, name).get("status") or {}).get("currentOperation"),
                  timeout=90, interval=0.2, message="the roll to finish")
     except AssertionError as err:
@@ -217,39 +219,68 @@ def test_a_broker_slow_to_catch_up_holds_the_roll_without_failing_it(
     assert kafka_cluster(custom, "tau")["status"]["lastOperation"]["result"] == "Succeeded"
 
 
-# In the suite; bench/roll_chaos.py does the 20. Each kill costs up to the lost activity's timeout (30 s
-# heartbeat timeout of wait_pod_rolled, 60 s start-to-close of the quick roll activities) before Temporal retries
-# it on the restarted worker, so 20 kills take minutes.
-CHAOS_KILLS = 2
+# The figure: 20 operator SIGKILLs during one roll, in 5 bursts of 4. A kill holds the roll for ~15 s:
+# Temporal retries the activity the killed worker was running once its heartbeat timeout (5 s) expires, and a
+# workflow task sent to the killed worker's sticky queue within 10 s of its last poll then waits out the
+# worker's sticky schedule-to-start timeout (10 s, the SDK default) before another worker takes it. So 20 kills
+# each after the roll moved on would take 5 minutes; a burst's later kills land in that recovery instead.
+CHAOS_KILLS = 20
+CHAOS_BURST = 4
 
 
-def test_operator_sigkilled_at_random_moments_during_a_roll(
+@dataclass(frozen=True)
+class _Kill:
+    at: float  # seconds into the roll
+    deleted: int  # pods deleted by then
+    in_flight: tuple[str, ...]  # the roll's activities in flight when it was killed
+
+
+def test_operator_sigkilled_at_20_random_moments_during_a_roll(
         operator: OperatorProcess, kubectl: Kubectl, custom: client.CustomObjectsApi, core: client.CoreV1Api,
         apps: client.AppsV1Api, dc: DevClusterThread) -> None:
-    timeline, cluster_id = _up_with_ingest(custom, core, kubectl, operator, dc, "kappa", SMALL, partitions=6)
+    timeline, cluster_id = _up_with_ingest(custom, core, kubectl, operator, dc, "kappa", BIG)
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     old = pod_uids(core, "kappa")
     since = time.time()
     _patch(custom, "kappa", {"spec": {"image": "docker.io/apache/kafka:3.9.1"}})
     rolled = pods_rolled(core, apps, "kappa", old)
-    kills: list[tuple[float, int]] = []  # (seconds into the roll, pods deleted by then)
-    # Kill i lands at a random moment of the i-th pod's step (its restart, the wait for it, the leader
-    # election, the next gate check), so the kills cover different steps instead of one stalled wait.
-    for i in range(CHAOS_KILLS):
-        wait_for(lambda i=i: len(timeline.deletions(since=since)) > i or rolled(), timeout=120, interval=0.05,
-                 message=f"pod {i + 1} of the roll restarting")
-        time.sleep(rng.uniform(0.0, 1.5))
-        if rolled():
-            break
-        operator.kill()
-        kills.append((round(time.time() - since, 1), len(timeline.deletions(since=since))))
-        operator.start()
+    monitor = RollMonitor(custom, timeline, operator.env["TEMPORAL_ADDRESS"])
+
+    def ended() -> bool:  # kills until the roll workflow ends: the last pod Ready is not the end of the roll
+        return rolled() and not monitor.running()
+
+    kills: list[_Kill] = []
+    bursts = CHAOS_KILLS // CHAOS_BURST
+    for burst in range(bursts):
+        # Burst b starts at a random moment of a pod step spread over the plan from the first pod to the one
+        # before last (controllers and brokers, the active controller included) -- a pod the previous burst did
+        # not see restarting, if the roll got ahead -- within 1.5 s of that pod's deletion: while it restarts,
+        # rejoins the ISR, gets its leaders back or the next gate is checked. Its other kills hit the operator
+        # restarted after the previous one, at random moments of its start-up and of the recovery (replay, the
+        # lost activity's retry).
+        step = max(round(burst * (len(old) - 2) / (bursts - 1)), kills[-1].deleted if kills else 0)
+        wait_for(lambda step=step: len(timeline.deletions(since=since)) > step or ended(), timeout=120,
+                 interval=0.05, message=f"pod {step + 1} of the roll restarting")
+        for i in range(CHAOS_BURST):
+            time.sleep(rng.uniform(0.0, 1.5) if i == 0 else rng.uniform(0.5, 3.0))
+            if ended():
+                break
+            in_flight = tuple(monitor.in_flight())
+            operator.kill()
+            kills.append(_Kill(round(time.time() - since, 1), len(timeline.deletions(since=since)), in_flight))
+            operator.start()
     _wait_rolled(core, apps, custom, "kappa", old, operator, timeout=240)
-    context = f"seed {seed}, kills {kills}, roll took {time.time() - since:.0f}s"
+    context = f"seed {seed}, roll took {time.time() - since:.0f}s, kills (s, pods deleted, in flight): " \
+              f"{[(k.at, k.deleted, k.in_flight) for k in kills]}"
     try:
-        _assert_invariants(timeline, dc, cluster_id, core, sorted(old), since)
+        deletions = _assert_invariants(timeline, dc, cluster_id, core, sorted(old), since)
     except AssertionError as err:
         raise AssertionError(f"{err} ({context})") from None
-    assert any(0 < n < len(old) for _, n in kills), f"no kill while pods were restarting ({context})"
+    controllers = [e for e in deletions if _role(e.pod) == "controller"]
+    assert [e.active_controller == _node(e.pod) for e in controllers] == [False, False, True], context
+    assert len(kills) == CHAOS_KILLS, f"the roll ended before {CHAOS_KILLS} kills ({context})"
+    # Spread: kills during the restarts of different pods, controllers and brokers, some with an activity in flight.
+    assert len({k.deleted for k in kills}) >= bursts and kills[-1].deleted > len(old) // 2, context
+    assert any(k.in_flight for k in kills), context
     assert kafka_cluster(custom, "kappa")["status"]["lastOperation"]["result"] == "Succeeded", context
