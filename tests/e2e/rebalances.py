@@ -66,14 +66,17 @@ def is_ready(status: Mapping[str, Any]) -> bool:
             and not status.get("currentOperation"))
 
 
-def rebalance_done(custom: client.CustomObjectsApi, name: str, workflow_prefix: str = "") -> dict[str, Any]:
+def rebalance_done(custom: client.CustomObjectsApi, name: str, workflow_prefix: str = "",
+                   not_id: str = "") -> dict[str, Any]:
     """``status.rebalance`` once it reached an end state (Succeeded/Failed/Cancelled) for a rebalance whose
-    workflow id starts with ``workflow_prefix``, and the cluster is Ready again; {} before."""
+    workflow id starts with ``workflow_prefix`` and is not ``not_id`` (one that ended earlier), and the cluster is
+    Ready again; {} before."""
     status = status_of(custom, name)
     rebalance = status.get("rebalance") or {}
     if rebalance.get("state") not in ("Succeeded", "Failed", "Cancelled"):
         return {}
-    if not str(rebalance.get("workflowId", "")).startswith(workflow_prefix):
+    workflow_id = str(rebalance.get("workflowId", ""))
+    if not workflow_id.startswith(workflow_prefix) or (not_id and workflow_id == not_id):
         return {}
     if rebalance.get("state") == "Succeeded" and not is_ready(status):
         return {}

@@ -28,7 +28,7 @@ from activities import contracts as act
 from ballast.devserver import DevServer
 from ballast.messages import REBALANCE_QUERY_PLAN
 from devcluster.cluster import DevClusterThread
-from tests.conftest import Kubectl, wait_for
+from tests.conftest import wait_for
 from tests.e2e.conftest import OperatorProcess
 from tests.e2e.rebalances import (
     MiB,
@@ -58,7 +58,7 @@ from tests.e2e.rolls import PodTimeline, kafka_admin_of, kafka_cluster, once_eac
 
 NS = "default"
 TOLERANCE = 5
-# Three topics, 36 partitions at RF 3, of three sizes: 336 MiB of replica data.
+# Three topics, 36 partitions at RF 3, of three sizes: 168 MiB of partition data, 504 MiB on the brokers' disks.
 TOPICS = {"orders": (12, 3), "payments": (12, 3), "audit": (12, 3)}
 SIZES = {"orders": 8 * MiB, "payments": 4 * MiB, "audit": 2 * MiB}
 
@@ -90,9 +90,9 @@ def _up(custom: client.CustomObjectsApi, core: client.CoreV1Api, operator: Opera
 
 
 def _wait_rebalanced(custom: client.CustomObjectsApi, name: str, operator: OperatorProcess, prefix: str = "",
-                     timeout: float = 90) -> dict[str, Any]:
+                     timeout: float = 90, not_id: str = "") -> dict[str, Any]:
     try:
-        done = wait_for(lambda: rebalance_done(custom, name, prefix), timeout=timeout, interval=0.1,
+        done = wait_for(lambda: rebalance_done(custom, name, prefix, not_id), timeout=timeout, interval=0.1,
                         message=f"a rebalance of {name} to end")
     except AssertionError as err:
         raise AssertionError(f"{err}{_diagnostics(custom, name, operator)}") from None
@@ -101,7 +101,7 @@ def _wait_rebalanced(custom: client.CustomObjectsApi, name: str, operator: Opera
 
 
 def test_scale_out_3_to_6_under_ingest_ends_balanced(
-        operator: OperatorProcess, kubectl: Kubectl, custom: client.CustomObjectsApi, core: client.CoreV1Api,
+        operator: OperatorProcess, custom: client.CustomObjectsApi, core: client.CoreV1Api,
         apps: client.AppsV1Api, dc: DevClusterThread) -> None:
     name = "grow"
     cluster_id = _up(custom, core, operator, dc, name, cluster_spec(3, throttle=48 * MiB), TOPICS, SIZES)
@@ -139,7 +139,7 @@ def _pvc_names(core: client.CoreV1Api, name: str) -> list[str]:
 
 
 def test_scale_in_6_to_4_drains_and_removes_then_an_impossible_scale_in_is_refused(
-        operator: OperatorProcess, kubectl: Kubectl, custom: client.CustomObjectsApi, core: client.CoreV1Api,
+        operator: OperatorProcess, custom: client.CustomObjectsApi, core: client.CoreV1Api,
         apps: client.AppsV1Api, dc: DevClusterThread) -> None:
     name = "shrink"
     spec = cluster_spec(6, throttle=48 * MiB)
@@ -200,7 +200,7 @@ def test_scale_in_6_to_4_drains_and_removes_then_an_impossible_scale_in_is_refus
 
 
 def test_a_skewed_cluster_is_rebalanced_on_its_own(
-        operator: OperatorProcess, kubectl: Kubectl, custom: client.CustomObjectsApi, core: client.CoreV1Api,
+        operator: OperatorProcess, custom: client.CustomObjectsApi, core: client.CoreV1Api,
         dc: DevClusterThread) -> None:
     name = "skew"
     spec = cluster_spec(4, throttle=48 * MiB, checkInterval="5s", skewThresholdPercent=10,
@@ -210,12 +210,14 @@ def test_a_skewed_cluster_is_rebalanced_on_its_own(
     # Every partition broker 0 holds grows by 8 MiB at once: broker 0's disk is far above the others'.
     heavy = [key for key, replicas in loads(core, name).assignment.items() if 0 in replicas]
     since = sim_now(dc, cluster_id)
+    earlier = str((status_of(custom, name).get("rebalance") or {}).get("workflowId", ""))  # a check before the skew
     fill(dc, cluster_id, dict.fromkeys(heavy, 8 * MiB))
     skewed = loads(core, name)
     assert skewed.spread("bytes") > 10, skewed.summary()
 
-    done = _wait_rebalanced(custom, name, operator, prefix=f"rebalance/{NS}/{name}/")
+    done = _wait_rebalanced(custom, name, operator, prefix=f"rebalance/{NS}/{name}/", not_id=earlier)
     assert done["state"] == "Succeeded", done
+    assert done["reason"].startswith("disk usage spread"), done  # started by the periodic skew check
     events = history(dc, cluster_id, since)
     assert started_moves(events), "the rebalance moved replicas"
     got = loads(core, name)
@@ -226,7 +228,7 @@ def test_a_skewed_cluster_is_rebalanced_on_its_own(
 
 
 def test_volume_expansion_rolls_only_the_brokers(
-        operator: OperatorProcess, kubectl: Kubectl, custom: client.CustomObjectsApi, core: client.CoreV1Api,
+        operator: OperatorProcess, custom: client.CustomObjectsApi, core: client.CoreV1Api,
         apps: client.AppsV1Api, dc: DevClusterThread, api_client: client.ApiClient) -> None:
     name = "expand"
     client.StorageV1Api(api_client).create_storage_class(client.V1StorageClass(
@@ -285,7 +287,7 @@ def _planned_moves(address: str, workflow_id: str) -> list[act.MoveSpec]:
 
 
 def test_operator_sigkilled_ten_times_during_a_rebalance(
-        operator: OperatorProcess, kubectl: Kubectl, custom: client.CustomObjectsApi, core: client.CoreV1Api,
+        operator: OperatorProcess, custom: client.CustomObjectsApi, core: client.CoreV1Api,
         dc: DevClusterThread, temporal_server: DevServer) -> None:
     name = "chaos"
     # One move per batch: many batch boundaries (submit, wait, elect, report) for the kills to land in.
