@@ -19,9 +19,13 @@ The runbook it follows, pass after pass:
    back (``roll_progress``), shown in ``currentOperation`` (type ``Roll``, step i/n, the pod in flight);
    ``pause``/``resume`` hold it at its next step boundary, ``cancel_operation`` stops it there. A roll that
    failed or was cancelled is not restarted on its own for the same revisions (a new spec or request does).
-7. **Report**: phase and conditions (Ready / Reconciling / Degraded / Invalid), ``observedGeneration``,
+7. **Structural operations** (issue 6, :mod:`workflows.structural`): a smaller broker count is rendered only
+   once a scale-in drained the brokers it removes (a ``RebalanceWorkflow`` child, verified through Kafka right
+   before the shrink); a larger one is followed by a rebalance onto the new brokers (per ``rebalance.mode``);
+   requested and disk-skew rebalances (durable timer); volume expansion rolls only the pods that need it.
+8. **Report**: phase and conditions (Ready / Reconciling / Degraded / Invalid), ``observedGeneration``,
    replica counts, ``lastOperation``, Events.
-8. **Continue-as-new** when Temporal suggests it (never while a roll runs), carrying queued signals and state.
+9. **Continue-as-new** when Temporal suggests it (never while a roll or rebalance runs), carrying queued signals and state.
 
 Nothing here does I/O: every side effect is an activity called by its contract name
 (:mod:`activities.contracts`), so tests can run this workflow against fakes.
@@ -37,27 +41,39 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
 from temporalio.workflow import ParentClosePolicy
+
+from workflows.cluster_support import (
+    APPLY,
+    EVENT,
+    KAFKA,
+    KUBE,
+    WAIT,
+    Condition,
+    Options,
+    failure_message,
+    rejected,
+    timestamp,
+)
+from workflows.structural import RunningRebalance, StructuralOperations
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from activities import contracts as act
-    from ballast import planner, roll, scaling
+    from ballast import planner, roll
     from ballast.manifests.names import Role, config_map_name, node_ids
     from ballast.messages import (
         QUERY_PLAN,
         QUERY_REBALANCE,
         QUERY_STATUS,
         REBALANCE_ANNOTATION,
-        REBALANCE_APPROVE,
         REBALANCE_SIGNAL_APPROVE,
         REBALANCE_SIGNAL_CANCEL,
         REBALANCE_SIGNAL_PAUSE,
         REBALANCE_SIGNAL_RESUME,
-        REBALANCE_WORKFLOW_NAME,
         ROLL_ANNOTATION,
         ROLL_SIGNAL_CANCEL,
         ROLL_SIGNAL_EXTEND,
@@ -84,12 +100,9 @@ with workflow.unsafe.imports_passed_through():
         PauseRequest,
         PendingRebalance,
         RebalanceAccepted,
-        RebalanceInput,
         RebalanceProgress,
-        RebalancePurpose,
         RebalanceRequest,
         RebalanceResult,
-        RebalanceSettings,
         ResumeRequest,
         RollExtend,
         RollHold,
@@ -102,13 +115,11 @@ with workflow.unsafe.imports_passed_through():
         ScaleInHold,
         SpecChanged,
         WorkflowStatusView,
-        rebalance_workflow_id,
         roll_workflow_id,
     )
     from ballast.observed import ObservedCluster, PodState
-    from ballast.spec import KafkaClusterSpec, format_duration, quantity_bytes
+    from ballast.spec import KafkaClusterSpec
     from ballast.status import ConditionType, Phase
-    from ballast.units import format_bytes
     from ballast.validation import FieldError, parse_spec
 
 WORKFLOW_NAME = "KafkaClusterWorkflow"
@@ -129,61 +140,12 @@ OPERATION_ROLL = "Roll"
 ROLL_PATCH = "roll-after-apply"
 # workflow.patched id of the structural operations (scale-in/out, rebalance, volume expansion, skew checks).
 REBALANCE_PATCH = "rebalance"
-OPERATION_REBALANCE = "Rebalance"
-OPERATION_SCALE_IN = "ScaleIn"
-OPERATION_SCALE_OUT = "ScaleOut"
-_OPERATION_OF: dict[str, str] = {"scale-in": OPERATION_SCALE_IN, "scale-out": OPERATION_SCALE_OUT,
-                                 "skew": OPERATION_REBALANCE, "requested": OPERATION_REBALANCE}
 
 SKEW_CHECK_SUMMARY = "check disk skew"
 
 SA_NAME = SearchAttributeKey.for_keyword(SA_CLUSTER_NAME)
 SA_NAMESPACE = SearchAttributeKey.for_keyword(SA_CLUSTER_NAMESPACE)
 SA_PHASE = SearchAttributeKey.for_keyword(SA_CLUSTER_PHASE)
-
-
-# --- activity options ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Options:
-    start_to_close: timedelta
-    retry: RetryPolicy
-    heartbeat: timedelta | None = None
-
-
-# Errors retrying cannot fix (the activities raise them non-retryable too; listing them is belt and braces).
-_NON_RETRYABLE = ["InvalidManifest", "OwnershipConflict", "ValidationError", "ConfigRejected"]
-
-# Reads and writes to the API server: transient errors (429, 5xx, 409 storms) retry with back-off for about
-# two and a half minutes, then the pass fails and is retried later with the cluster reported Degraded.
-_KUBE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                          maximum_interval=timedelta(seconds=30), maximum_attempts=10,
-                          non_retryable_error_types=_NON_RETRYABLE)
-# Short calls (observe, finalizer, status, cleanup) do not heartbeat: a lost worker shows as a start-to-close
-# timeout, short enough to retry on another worker soon.
-_KUBE = _Options(start_to_close=timedelta(seconds=30), retry=_KUBE_RETRY)
-# Applying heartbeats once per object, so a lost worker is noticed within the heartbeat timeout.
-_APPLY = _Options(start_to_close=timedelta(minutes=2), heartbeat=timedelta(seconds=15), retry=_KUBE_RETRY)
-# Waiting for Kafka: each attempt polls (heartbeating every poll) for up to 10 minutes; a lost worker is noticed
-# within the heartbeat timeout. Three attempts, then the pass fails and the cluster is reported Degraded.
-_WAIT = _Options(
-    start_to_close=timedelta(minutes=10),
-    heartbeat=timedelta(seconds=15),
-    retry=RetryPolicy(initial_interval=timedelta(seconds=10), backoff_coefficient=2.0,
-                      maximum_interval=timedelta(minutes=1), maximum_attempts=3,
-                      non_retryable_error_types=_NON_RETRYABLE),
-)
-# Kafka admin calls (dynamic broker settings): bounded by the operator's Kafka timeouts.
-_KAFKA = _Options(start_to_close=timedelta(minutes=1), retry=_KUBE_RETRY)
-# The periodic skew check plans (as an observation) with a few quick retries; a failure skips one check.
-_SKEW_CHECK = _Options(start_to_close=timedelta(minutes=5), heartbeat=timedelta(seconds=60),
-                       retry=RetryPolicy(initial_interval=timedelta(seconds=5), maximum_attempts=3))
-# Events are for people; never hold up a reconcile for one.
-_EVENT = _Options(
-    start_to_close=timedelta(seconds=30),
-    retry=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5),
-                      maximum_attempts=3),
-)
 
 
 def kraft_cluster_id(raw: bytes) -> str:
@@ -200,25 +162,9 @@ def new_kraft_cluster_id() -> str:
             return cluster_id
 
 
-def _timestamp() -> str:
-    return workflow.now().strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _ready_pods(pods: list[PodState], expected_ids: list[int]) -> int:
     wanted = set(expected_ids)
     return sum(1 for p in pods if p.node_id in wanted and p.ready and not p.deleting)
-
-
-def _failure_message(err: ActivityError) -> str:
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return cause.message
-    return str(cause or err)
-
-
-def _rejected(err: ActivityError) -> bool:
-    """The API server or an activity refused the input: retrying the same thing cannot succeed."""
-    return isinstance(err.cause, ApplicationError) and err.cause.non_retryable
 
 
 def _merged(written: dict[str, Any], update: act.StatusUpdate) -> dict[str, Any]:
@@ -242,21 +188,6 @@ class _RunningRoll:
     sent: set[tuple[int, str]] = field(default_factory=set)
     progress: RollProgress | None = None
     cancel: str = ""
-
-
-@dataclass
-class _RunningRebalance:
-    """The rebalance child this workflow started (one structural operation at a time)."""
-
-    workflow_id: str
-    purpose: RebalancePurpose
-    started_at: str
-    reason: str = ""
-    target: int | None = None  # scale-in: the broker count it drains for
-    remove: list[int] = field(default_factory=list)
-    generation: int = 0  # the KafkaCluster generation it was started for
-    progress: RebalanceProgress | None = None
-    cancel_sent: bool = False
 
 
 def _revisions(observed: ObservedCluster) -> str:
@@ -286,20 +217,8 @@ def _without_health_waits(plan: planner.Plan) -> planner.Plan:
     return planner.Plan(steps, plan.operation)
 
 
-@dataclass
-class _Condition:
-    type: ConditionType
-    status: Literal["True", "False", "Unknown"]
-    reason: str
-    message: str = ""
-
-    def update(self) -> act.ConditionUpdate:
-        return act.ConditionUpdate(type=self.type.value, status=self.status, reason=self.reason,
-                                   message=self.message)
-
-
 @workflow.defn(name=WORKFLOW_NAME)
-class KafkaClusterWorkflow:
+class KafkaClusterWorkflow(StructuralOperations):
     """One per KafkaCluster, long-lived; see the module docstring for the runbook."""
 
     @workflow.init
@@ -352,7 +271,7 @@ class KafkaClusterWorkflow:
         self._volume_sizes: dict[str, str] = dict(input.volume_sizes)
         self._next_skew_check = input.next_skew_check
         self._skew_check_due = False
-        self._rebalance: _RunningRebalance | None = None
+        self._rebalance: RunningRebalance | None = None
         self._rebalance_done: RebalanceResult | None = None
         self._rebalance_report_due = False
         self._rebalance_watch: asyncio.Task[None] | None = None
@@ -488,7 +407,7 @@ class KafkaClusterWorkflow:
 
     async def _observe(self) -> ObservedCluster:
         observed: ObservedCluster = await self._call(
-            act.OBSERVE_CLUSTER, self._ref, _KUBE, "observe the cluster", ObservedCluster)
+            act.OBSERVE_CLUSTER, self._ref, KUBE, "observe the cluster", ObservedCluster)
         if self._uid and observed.found and observed.uid != self._uid:
             # Deleted and created again under the same name: its generations start over at 1.
             workflow.logger.info("KafkaCluster %s re-created (uid %s -> %s)", self._ref.name, self._uid,
@@ -597,7 +516,7 @@ class KafkaClusterWorkflow:
     async def _do(self, step: planner.Step, observed: ObservedCluster, spec: KafkaClusterSpec) -> None:
         match step:
             case planner.EnsureFinalizer():
-                await self._call(act.ENSURE_FINALIZER, self._ref, _KUBE, "add the cleanup finalizer")
+                await self._call(act.ENSURE_FINALIZER, self._ref, KUBE, "add the cleanup finalizer")
             case planner.EnsureClusterId(adopt=adopt):
                 await self._ensure_cluster_id(adopt)
             case planner.Apply(components=components):
@@ -634,388 +553,15 @@ class KafkaClusterWorkflow:
         result: act.ApplyManifestsResult = await self._call(act.APPLY_MANIFESTS, act.ApplyManifestsInput(
             ref=self._ref, uid=observed.uid, spec=self._apply_raw if self._apply_raw is not None else observed.spec,
             cluster_id=self._cluster_id,
-            components=components), _APPLY, f"apply {' and '.join(components)} manifests",
+            components=components), APPLY, f"apply {' and '.join(components)} manifests",
             act.ApplyManifestsResult)
         self._applied_updates += result.updated
 
     async def _wait(self, activity: str, expected: int, observed: ObservedCluster, summary: str) -> act.WaitResult:
         result: act.WaitResult = await self._call(
-            activity, act.WaitInput(ref=self._ref, spec=observed.spec, expected=expected), _WAIT, summary,
+            activity, act.WaitInput(ref=self._ref, spec=observed.spec, expected=expected), WAIT, summary,
             act.WaitResult)
         return result
-
-    # --- scaling, rebalancing, volume expansion ---------------------------------------------------------
-
-    async def _effective_spec(self, observed: ObservedCluster, wanted: KafkaClusterSpec) -> KafkaClusterSpec:
-        """``wanted`` with the broker count that may be rendered now: fewer brokers only once a scale-in drained
-        them -- and Kafka confirms, right before the StatefulSet shrinks, that they hold nothing. A larger count
-        queues the rebalance onto the new brokers (per ``rebalance.mode``)."""
-        current = scaling.current_broker_replicas(observed)
-        if self._drained_target is not None and self._drained_target != wanted.brokers.replicas:
-            # The spec moved on since the drain: it no longer allows anything.
-            self._drained_target = None
-            if current is not None and current > wanted.brokers.replicas:
-                self._drained_remove = []
-        replicas = scaling.effective_broker_replicas(wanted, observed, self._drained_target)
-        if current is not None and replicas < current:
-            remove = scaling.ScaleIn(current=current, target=replicas).remove
-            holders = await self._holders(remove)
-            if holders:
-                self._drained_target = None
-                replicas = current
-                await self._event("Warning", "ScaleInBlocked", f"brokers {remove} hold replicas again "
-                                  f"({holders}); draining again before removing them")
-        if current is not None and replicas > current and wanted.rebalance.mode != "off":
-            self._pending_rebalance = PendingRebalance(
-                purpose="scale-out", reason=f"scale-out from {current} to {replicas} brokers",
-                require_brokers=scaling.added_brokers(current, replicas))
-        spec, raw = scaling.with_broker_replicas(wanted, observed.spec, replicas)
-        self._apply_raw = raw
-        return spec
-
-    async def _holders(self, brokers: list[int]) -> str:
-        result: act.VerifyBrokersEmptyResult = await self._call(
-            act.VERIFY_BROKERS_EMPTY, act.VerifyBrokersEmptyInput(ref=self._ref, brokers=brokers), _KAFKA,
-            f"verify brokers {brokers} hold no replica", act.VerifyBrokersEmptyResult)
-        held = {b: p for b, p in result.holders.items() if p}
-        return "; ".join(f"broker {b}: {', '.join(p[:5])}{' ...' if len(p) > 5 else ''}" for b, p in held.items())
-
-    async def _finish_scale_in(self, spec: KafkaClusterSpec) -> None:
-        """After the StatefulSet shrank to a drained count: wait for the pods to go, unregister the brokers from
-        KRaft, delete their volume claims per ``deleteClaim``. Each step is idempotent (a crash repeats it)."""
-        remove = self._drained_remove
-        if not remove or self._drained_target != spec.brokers.replicas:
-            return
-        target = spec.brokers.replicas
-        await self._call(act.WAIT_BROKER_PODS_GONE, act.WaitBrokerPodsGoneInput(ref=self._ref, replicas=target),
-                         _WAIT, f"wait for broker pods {remove} to go")
-        await self._call(act.UNREGISTER_BROKERS, act.UnregisterBrokersInput(ref=self._ref, brokers=remove), _KAFKA,
-                         f"unregister brokers {remove}", act.UnregisterBrokersResult)
-        claims = "kept"
-        if spec.brokers.storage.delete_claim:
-            await self._call(act.DELETE_BROKER_CLAIMS, act.DeleteBrokerClaimsInput(ref=self._ref, ordinals=remove),
-                             _KUBE, f"delete the volume claims of brokers {remove}", act.DeleteBrokerClaimsResult)
-            claims = "deleted"
-        self._drained_remove = []
-        self._drained_target = None
-        await self._event("Normal", "ScaleInComplete", f"brokers {remove} removed (drained, unregistered; "
-                          f"volume claims {claims}); {target} brokers remain")
-
-    async def _expand_volumes(self, spec: KafkaClusterSpec) -> None:
-        """A larger ``storage.size``: grow the PVCs, wait for the resize, and roll only the pods whose volume
-        waits for a restart to finish it (FileSystemResizePending)."""
-        roles: tuple[tuple[act.Role, str], ...] = (("broker", spec.brokers.storage.size),
-                                                   ("controller", spec.controllers.storage.size))
-        for role, size in roles:
-            if self._plan.operation == planner.OPERATION_PROVISIONING:
-                self._volume_sizes[role] = size  # the claims were just created with this size
-            if not scaling.storage_grew(size, self._volume_sizes.get(role)):
-                continue
-            expanded: act.ExpandVolumesResult = await self._call(
-                act.EXPAND_VOLUMES, act.ExpandVolumesInput(ref=self._ref, role=role, size=size), _APPLY,
-                f"expand {role} volumes to {size}", act.ExpandVolumesResult)
-            resized: act.WaitVolumesResizedResult = await self._call(
-                act.WAIT_VOLUMES_RESIZED, act.WaitVolumesResizedInput(ref=self._ref, role=role, size=size), _WAIT,
-                f"wait for {role} volumes to reach {size}", act.WaitVolumesResizedResult)
-            restart = sorted(set(resized.restart_needed.values()))
-            if restart:
-                self._roll_requests.append(RollRequest(
-                    reason=f"finish the file system resize of {len(restart)} {role} volumes to {size}",
-                    brokers=restart))
-            if expanded.expanded:
-                await self._event("Normal", "VolumesExpanded", f"{len(expanded.expanded)} {role} volumes -> {size}"
-                                  + (f"; restarting {restart} to finish the resize" if restart else ""))
-            self._volume_sizes[role] = size
-
-    async def _structural(self, observed: ObservedCluster, wanted: KafkaClusterSpec, spec: KafkaClusterSpec) -> None:
-        """Start the next structural operation, one at a time: a scale-in drain, the rebalance after a
-        scale-out, a requested one, or one for disk skew found by the periodic check."""
-        running = self._rebalance
-        # Every value counts, removal too: taking the annotation off and putting "approve" back approves the next
-        # plan, while an "approve" left on the object never approves later plans by itself.
-        token = observed.annotations.get(REBALANCE_ANNOTATION, "")
-        new_token = token if token != self._last_rebalance_token else ""
-        self._last_rebalance_token = token
-        if running is not None:
-            await self._steer_rebalance(running, wanted, approve=new_token == REBALANCE_APPROVE,
-                                        scale_in=spec.brokers.replicas > wanted.brokers.replicas)
-            if new_token and new_token != REBALANCE_APPROVE:
-                self._queue_rebalance(PendingRebalance(purpose="requested",
-                                                       reason=f"annotation {REBALANCE_ANNOTATION}={token}"))
-            return
-        if spec.brokers.replicas > wanted.brokers.replicas:
-            hold = self._scale_in_hold
-            if hold is None or hold.target != wanted.brokers.replicas or hold.generation != observed.generation:
-                scale_in = scaling.ScaleIn(current=spec.brokers.replicas, target=wanted.brokers.replicas)
-                self._scale_in_hold = None
-                await self._start_rebalance("scale-in", f"scale-in from {scale_in.current} to {scale_in.target} "
-                                            f"brokers: drain {scale_in.remove}", wanted, observed,
-                                            remove=scale_in.remove, target=scale_in.target)
-            return
-        self._scale_in_hold = None
-        if new_token and new_token != REBALANCE_APPROVE:
-            self._queue_rebalance(PendingRebalance(purpose="requested",
-                                                   reason=f"annotation {REBALANCE_ANNOTATION}={token}"))
-        pending = self._pending_rebalance
-        if pending is not None:
-            self._pending_rebalance = None
-            await self._start_rebalance(pending.purpose, pending.reason, wanted, observed,
-                                        require=pending.require_brokers)
-            return
-        await self._check_skew(wanted, observed)
-
-    def _queue_rebalance(self, request: PendingRebalance) -> None:
-        """Queue a requested rebalance; a queued scale-out one already covers it (and names the new brokers)."""
-        if self._pending_rebalance is None or self._pending_rebalance.purpose != "scale-out":
-            self._pending_rebalance = request
-
-    async def _steer_rebalance(self, running: _RunningRebalance, wanted: KafkaClusterSpec, *, approve: bool,
-                               scale_in: bool) -> None:
-        """A running rebalance that no longer fits the spec is cancelled (a scale-in to another count; a plan
-        waiting for approval when a scale-in is asked for); an approval annotation approves a waiting plan."""
-        progress = running.progress
-        awaiting = progress is not None and progress.state == "AwaitingApproval"
-        if running.cancel_sent:
-            return
-        if running.purpose == "scale-in" and running.target != wanted.brokers.replicas:
-            running.cancel_sent = True
-            await self._signal_rebalance(REBALANCE_SIGNAL_CANCEL, CancelRequest(
-                reason=f"spec.brokers.replicas is {wanted.brokers.replicas} now"))
-        elif running.purpose != "scale-in" and awaiting and scale_in:
-            running.cancel_sent = True
-            await self._signal_rebalance(REBALANCE_SIGNAL_CANCEL, CancelRequest(
-                reason=f"superseded by a scale-in to {wanted.brokers.replicas} brokers"))
-        elif approve and awaiting:
-            await self._signal_rebalance(REBALANCE_SIGNAL_APPROVE, ApproveRequest(
-                workflow_id=running.workflow_id, reason=f"annotation {REBALANCE_ANNOTATION}={REBALANCE_APPROVE}"))
-
-    async def _check_skew(self, wanted: KafkaClusterSpec, observed: ObservedCluster) -> None:
-        """The durable periodic check: start a rebalance when disk usage drifted apart beyond the threshold."""
-        if wanted.rebalance.mode == "off":
-            self._next_skew_check, self._skew_check_due = "", False  # no timer while off
-            return
-        now = workflow.now()
-        if self._next_skew_check and not self._skew_check_due:
-            return
-        self._next_skew_check = (now + wanted.rebalance.interval).isoformat()
-        if not self._skew_check_due:
-            return  # the first pass only schedules the check
-        self._skew_check_due = False
-        if self._roll is not None:
-            return
-        try:
-            plan: act.PlanRebalanceResult = await self._call(
-                act.PLAN_REBALANCE, act.PlanRebalanceInput(
-                    ref=self._ref, tolerance_percent=wanted.rebalance.tolerance_percent,
-                    capacity_threshold_percent=wanted.rebalance.capacity_threshold_percent,
-                    max_moves_per_batch=wanted.rebalance.max_moves_per_batch, max_moves=1,
-                    capacity_fallback_bytes=quantity_bytes(wanted.brokers.storage.size)),
-                _SKEW_CHECK, "check disk skew", act.PlanRebalanceResult)
-        except ActivityError as err:
-            if is_cancelled_exception(err):
-                raise
-            workflow.logger.warning("disk skew check failed: %s", _failure_message(err))
-            return
-        spread = plan.disk_before.max_deviation_percent
-        if scaling.skewed(spread, wanted.rebalance.skew_threshold_percent) and plan.batches:
-            await self._start_rebalance("skew", f"disk usage spread {spread:.1f}% exceeds "
-                                        f"{wanted.rebalance.skew_threshold_percent}%", wanted, observed)
-
-    async def _start_rebalance(self, purpose: RebalancePurpose, reason: str, wanted: KafkaClusterSpec,
-                               observed: ObservedCluster, *, remove: list[int] | None = None,
-                               require: list[int] | None = None, target: int | None = None) -> None:
-        self._rebalance_count += 1
-        rebalance_id = rebalance_workflow_id(self._ref.namespace, self._ref.name, self._rebalance_count)
-        r = wanted.rebalance
-        settings = RebalanceSettings(
-            throttle_bytes_per_sec=r.throttle_bytes_per_sec, tolerance_percent=r.tolerance_percent,
-            capacity_threshold_percent=r.capacity_threshold_percent, max_moves_per_batch=r.max_moves_per_batch,
-            capacity_fallback_bytes=quantity_bytes(wanted.brokers.storage.size))
-        # A scale-in is the user's explicit request and its drain is the only way to apply it: no approval step.
-        approval = r.mode == "approval" and purpose != "scale-in"
-        handle = await workflow.start_child_workflow(
-            REBALANCE_WORKFLOW_NAME, RebalanceInput(
-                ref=self._ref, purpose=purpose, reason=reason, remove=remove or [], require_brokers=require or [],
-                require_approval=approval, settings=settings),
-            id=rebalance_id, result_type=RebalanceResult, parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-            static_summary=f"{purpose} {self._ref.namespace}/{self._ref.name}: {reason}"[:200])
-        state = _RunningRebalance(workflow_id=rebalance_id, purpose=purpose, started_at=_timestamp(), reason=reason,
-                                  target=target, remove=remove or [], generation=observed.generation)
-        self._rebalance = state
-        self._rebalance_watch = asyncio.create_task(self._watch_rebalance(state, handle))
-        self._rebalance_report_due = True
-        await self._event("Normal", "RebalanceStarted", f"{rebalance_id} ({purpose}): {reason}"
-                          + ("; the plan waits for approval" if approval else ""))
-        self._show()
-
-    async def _watch_rebalance(self, state: _RunningRebalance,
-                               handle: workflow.ChildWorkflowHandle[Any, RebalanceResult]) -> None:
-        try:
-            result = await handle
-        except ChildWorkflowError as err:
-            cause = err.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-            result = RebalanceResult(workflow_id=state.workflow_id, outcome="Failed", purpose=state.purpose,
-                                     message=f"the rebalance workflow ended abnormally: {message}")
-        self._rebalance_finished(state, result)
-
-    def _rebalance_finished(self, state: _RunningRebalance, result: RebalanceResult) -> None:
-        if self._rebalance is not state:
-            return
-        self._rebalance = None
-        self._rebalance_done = result
-        if state.purpose == "scale-in" and state.target is not None:
-            if result.outcome == "Succeeded" and result.emptied:
-                self._drained_target = state.target
-                self._drained_remove = state.remove
-            elif result.outcome != "Succeeded":
-                self._scale_in_hold = ScaleInHold(target=state.target, generation=state.generation,
-                                                  outcome=result.outcome, message=result.message)
-        self._rebalance_report_due = True
-        self._pass_due = True  # observe afresh: shrink after a drain, report Ready, or the next operation
-        self._show()
-
-    async def _signal_rebalance(self, name: str, arg: BaseModel) -> bool:
-        state = self._rebalance
-        if state is None:
-            return False
-        try:
-            await workflow.get_external_workflow_handle(state.workflow_id).signal(name, arg)
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:  # it ended meanwhile (its result is on the way)
-            workflow.logger.info("%s not delivered to %s: %s", name, state.workflow_id, err)
-            return False
-        return True
-
-    @staticmethod
-    def _rebalance_status(p: RebalanceProgress, workflow_id: str) -> dict[str, Any]:
-        status: dict[str, Any] = {
-            "state": p.state, "reason": p.reason[:512], "workflowId": workflow_id, "moves": p.moves,
-            "batches": p.batches, "batchesDone": p.batches_done, "bytesToMove": p.bytes_to_move,
-            "bytesMoved": p.bytes_moved, "lowerBoundBytes": p.lower_bound_bytes,
-            "diskSpreadBefore": f"{p.disk_spread_before:.1f}%", "diskSpreadAfter": f"{p.disk_spread_after:.1f}%",
-            "replicaSpreadBefore": f"{p.replica_spread_before:.1f}%",
-            "replicaSpreadAfter": f"{p.replica_spread_after:.1f}%", "message": (p.waiting or p.message)[:1024]}
-        if p.eta_seconds is not None:
-            status["eta"] = format_duration(timedelta(seconds=p.eta_seconds))
-        return status
-
-    def _rebalance_operation(self, state: _RunningRebalance) -> dict[str, Any]:
-        p = state.progress
-        operation = {"type": _OPERATION_OF[state.purpose], "workflowId": state.workflow_id,
-                     "startedAt": state.started_at}
-        if p is None:
-            return {**operation, "step": "planning", "progress": state.reason[:1024]}
-        eta = f", ETA {format_duration(timedelta(seconds=p.eta_seconds))}" if p.eta_seconds is not None else ""
-        step = {"AwaitingApproval": "waiting for approval", "Planning": "planning",
-                "Paused": "paused"}.get(p.state, f"batch {min(p.batches_done + 1, p.batches)}/{p.batches}")
-        return {**operation, "step": step,
-                "progress": f"{format_bytes(p.bytes_moved)} of {format_bytes(p.bytes_to_move)} moved{eta}"[:1024]}
-
-    def _rebalance_message(self, state: _RunningRebalance) -> str:
-        op = self._rebalance_operation(state)
-        return f"{state.purpose} {state.workflow_id}: {op['step']}; {op.get('progress', '')}"
-
-    async def _report_rebalance(self) -> None:
-        """Write the running rebalance's progress, or its end, to status (between passes; best effort)."""
-        self._rebalance_report_due = False
-        done, state = self._rebalance_done, self._rebalance
-        try:
-            if done is not None:
-                self._rebalance_done = None
-                await self._report_rebalance_end(done)
-            elif state is not None and state.progress is not None:
-                update = act.StatusUpdate(ref=self._ref,
-                                          rebalance=self._rebalance_status(state.progress, state.workflow_id))
-                if self._roll is None:
-                    if self._phase in (Phase.READY, Phase.RECONCILING):
-                        self._set_phase(Phase.RECONCILING)
-                    self._message = self._rebalance_message(state)
-                    update.phase = self._phase.value
-                    update.current_operation = self._rebalance_operation(state)
-                    update.conditions = [_Condition(ConditionType.RECONCILING, "True", _OPERATION_OF[state.purpose],
-                                                    self._message).update()]
-                self._show()
-                await self._write_status(update, summary="report rebalance progress")
-        except ActivityError as err:
-            if is_cancelled_exception(err):
-                raise
-            workflow.logger.warning("rebalance progress not reported: %s", _failure_message(err))
-
-    async def _report_rebalance_end(self, result: RebalanceResult) -> None:
-        outcome = "Failed" if result.outcome == "Infeasible" else result.outcome
-        type_ = _OPERATION_OF[result.purpose]
-        last = {"type": type_, "workflowId": result.workflow_id, "result": outcome,
-                "message": result.message[:1024], "finishedAt": _timestamp()}
-        rebalance = dict(self._status_written.get("rebalance") or {})
-        rebalance.update({"state": outcome, "workflowId": result.workflow_id, "message": result.message[:1024],
-                          "bytesMoved": result.bytes_moved, "batchesDone": result.batches_done})
-        rebalance.pop("eta", None)
-        rebalance.setdefault("reason", "")
-        self._message = f"{type_} {result.workflow_id} {result.outcome.lower()}: {result.message}"
-        self._show()
-        update = act.StatusUpdate(ref=self._ref, last_operation=last, rebalance=rebalance)
-        if self._roll is None:
-            update.current_operation = {}
-            update.conditions = [_Condition(ConditionType.RECONCILING, "False", f"{type_}{result.outcome}",
-                                            result.message).update()]
-        await self._write_status(update, summary=f"report {type_} {result.outcome}")
-
-    async def _report_rebalancing(self, observed: ObservedCluster, spec: KafkaClusterSpec) -> None:
-        """The pass is done while a rebalance runs: the cluster serves and is Reconciling."""
-        state = self._rebalance
-        assert state is not None
-        self._set_phase(Phase.RECONCILING)
-        self._step = ""
-        self._message = self._rebalance_message(state)
-        update = act.StatusUpdate(
-            ref=self._ref, observed_generation=observed.generation, phase=Phase.RECONCILING.value,
-            conditions=[c.update() for c in (
-                _Condition(ConditionType.RECONCILING, "True", _OPERATION_OF[state.purpose], self._message),
-                _Condition(ConditionType.READY, "True", "Serving", "serving while replicas move"),
-                _Condition(ConditionType.DEGRADED, "False", "Healthy"),
-                _Condition(ConditionType.INVALID, "False", "SpecValid"))],
-            brokers_desired=spec.brokers.replicas, controllers_desired=spec.controllers.replicas,
-            current_operation=self._rebalance_operation(state),
-            last_operation=self._last_operation("Succeeded", f"generation {observed.generation} applied")
-            if self._operation else None)
-        await self._write_status(update, summary="report the rebalance")
-        self._operation = None
-
-    async def _report_scale_in_held(self, observed: ObservedCluster, spec: KafkaClusterSpec,
-                                    hold: ScaleInHold) -> None:
-        """A scale-in that could not be applied: the cluster keeps its brokers and says why."""
-        message = (f"spec.brokers.replicas={hold.target} not applied ({hold.outcome.lower()}): {hold.message}; "
-                   f"still {spec.brokers.replicas} brokers. A new spec generation tries again.")
-        conditions = [_Condition(ConditionType.RECONCILING, "False", f"ScaleIn{hold.outcome}", message),
-                      _Condition(ConditionType.READY, "True", "Serving",
-                                 f"serving with {spec.brokers.replicas} brokers")]
-        if hold.outcome == "Infeasible":
-            phase = Phase.INVALID
-            conditions.append(_Condition(ConditionType.INVALID, "True", "ScaleInRefused", message))
-        elif hold.outcome == "Failed":
-            phase = Phase.DEGRADED
-            conditions.append(_Condition(ConditionType.DEGRADED, "True", "ScaleInFailed", message))
-        else:
-            phase = Phase.READY
-            conditions.append(_Condition(ConditionType.DEGRADED, "False", "Healthy"))
-        if hold.outcome != "Infeasible":
-            conditions.append(_Condition(ConditionType.INVALID, "False", "SpecValid"))
-        was = self._phase
-        self._set_phase(phase)
-        self._step = ""
-        self._message = message
-        await self._write_status(act.StatusUpdate(
-            ref=self._ref, observed_generation=observed.generation, phase=phase.value,
-            conditions=[c.update() for c in conditions], brokers_desired=spec.brokers.replicas,
-            controllers_desired=spec.controllers.replicas,
-            current_operation={} if self._operation else None,
-            last_operation=self._last_operation("Failed", message) if self._operation else None),
-            summary="report the scale-in not applied")
-        self._operation = None
-        if was is not phase and hold.outcome == "Infeasible":
-            await self._event("Warning", "ScaleInRefused", message)
 
     # --- rolling restarts ------------------------------------------------------------------------------
 
@@ -1062,7 +608,7 @@ class KafkaClusterWorkflow:
         await self._call(act.APPLY_DYNAMIC_CONFIGS, act.DynamicConfigsInput(
             ref=self._ref, cluster_wide=cluster_wide, per_broker=per_broker,
             brokers=node_ids(Role.BROKER, spec.brokers.replicas) if per_broker else []),
-            _KAFKA, f"apply {len(change.dynamic)} dynamic broker settings", act.DynamicConfigsResult)
+            KAFKA, f"apply {len(change.dynamic)} dynamic broker settings", act.DynamicConfigsResult)
         shown = ", ".join(f"{k}={v}" if v is not None else f"{k} (removed)" for k, v in change.dynamic.items())
         await self._event("Normal", "ConfigApplied", f"applied without a restart: {shown}")
         return [k for k, v in change.dynamic.items() if v is None]
@@ -1120,7 +666,7 @@ class KafkaClusterWorkflow:
                                           reason=reason, racks=racks),
             id=roll_id, result_type=RollResult, parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
             static_summary=f"roll {self._ref.namespace}/{self._ref.name}: {reason}"[:200])
-        state = _RunningRoll(workflow_id=roll_id, handle=handle, started_at=_timestamp(),
+        state = _RunningRoll(workflow_id=roll_id, handle=handle, started_at=timestamp(),
                              revisions=_revisions(observed), reason=reason,
                              sent={self._step_key(s, observed) for s in wanted.steps})
         self._roll = state
@@ -1220,25 +766,25 @@ class KafkaClusterWorkflow:
                 self._show()
                 await self._write_status(act.StatusUpdate(
                     ref=self._ref, phase=self._phase.value,
-                    conditions=[_Condition(ConditionType.RECONCILING, "True", "Rolling", self._message).update()],
+                    conditions=[Condition(ConditionType.RECONCILING, "True", "Rolling", self._message).update()],
                     current_operation=self._roll_operation(state)), summary="report roll progress")
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise
-            workflow.logger.warning("roll progress not reported: %s", _failure_message(err))
+            workflow.logger.warning("roll progress not reported: %s", failure_message(err))
 
     async def _report_roll_end(self, result: RollResult) -> None:
         last = {"type": OPERATION_ROLL, "workflowId": result.workflow_id, "result": result.outcome,
-                "message": result.message[:1024], "finishedAt": _timestamp()}
-        conditions: list[_Condition]
+                "message": result.message[:1024], "finishedAt": timestamp()}
+        conditions: list[Condition]
         if result.outcome == "Failed":
             self._set_phase(Phase.DEGRADED)
-            conditions = [_Condition(ConditionType.DEGRADED, "True", "RollFailed", result.message),
-                          _Condition(ConditionType.RECONCILING, "False", "RollFailed", result.message)]
+            conditions = [Condition(ConditionType.DEGRADED, "True", "RollFailed", result.message),
+                          Condition(ConditionType.RECONCILING, "False", "RollFailed", result.message)]
         elif result.outcome == "Cancelled":
-            conditions = [_Condition(ConditionType.RECONCILING, "False", "RollCancelled", result.message)]
+            conditions = [Condition(ConditionType.RECONCILING, "False", "RollCancelled", result.message)]
         else:
-            conditions = [_Condition(ConditionType.RECONCILING, "False", "RollComplete", result.message)]
+            conditions = [Condition(ConditionType.RECONCILING, "False", "RollComplete", result.message)]
         self._message = f"roll {result.workflow_id} {result.outcome.lower()}: {result.message}"
         self._show()
         await self._write_status(act.StatusUpdate(
@@ -1254,11 +800,11 @@ class KafkaClusterWorkflow:
         update = act.StatusUpdate(
             ref=self._ref, observed_generation=observed.generation, phase=Phase.RECONCILING.value,
             conditions=[c.update() for c in (
-                _Condition(ConditionType.RECONCILING, "True", "Rolling", self._message),
-                _Condition(ConditionType.READY, "True", "Rolling",
+                Condition(ConditionType.RECONCILING, "True", "Rolling", self._message),
+                Condition(ConditionType.READY, "True", "Rolling",
                            "serving while pods restart behind the can-roll gates"),
-                _Condition(ConditionType.DEGRADED, "False", "Healthy"),
-                _Condition(ConditionType.INVALID, "False", "SpecValid"))],
+                Condition(ConditionType.DEGRADED, "False", "Healthy"),
+                Condition(ConditionType.INVALID, "False", "SpecValid"))],
             brokers_desired=spec.brokers.replicas, controllers_desired=spec.controllers.replicas,
             current_operation=self._roll_operation(self._roll),
             last_operation=self._last_operation("Succeeded", f"generation {observed.generation} applied")
@@ -1280,10 +826,10 @@ class KafkaClusterWorkflow:
         update = act.StatusUpdate(
             ref=self._ref, observed_generation=observed.generation, phase=self._phase.value,
             conditions=[c.update() for c in (
-                _Condition(ConditionType.DEGRADED, "True" if failed else "False", reason if failed else "Healthy",
+                Condition(ConditionType.DEGRADED, "True" if failed else "False", reason if failed else "Healthy",
                            message if failed else ""),
-                _Condition(ConditionType.RECONCILING, "False", reason, message),
-                _Condition(ConditionType.INVALID, "False", "SpecValid"))],
+                Condition(ConditionType.RECONCILING, "False", reason, message),
+                Condition(ConditionType.INVALID, "False", "SpecValid"))],
             brokers_desired=spec.brokers.replicas, controllers_desired=spec.controllers.replicas,
             current_operation={} if self._operation else None,
             last_operation=self._last_operation("Succeeded", f"generation {observed.generation} applied")
@@ -1302,14 +848,14 @@ class KafkaClusterWorkflow:
             await self._signal_roll(ROLL_SIGNAL_CANCEL, CancelRequest(reason="the KafkaCluster is being deleted"))
         self._set_phase(Phase.DELETING)
         self._operation = {"type": plan.operation, "workflowId": workflow.info().workflow_id,
-                           "startedAt": _timestamp()}
+                           "startedAt": timestamp()}
         # Tell kubectl users what holds the deletion; best effort, the object may vanish any moment.
         try:
             await self._write_status(act.StatusUpdate(ref=self._ref, phase=Phase.DELETING.value,
                                                       current_operation=self._operation),
                                      summary="report Deleting")
         except ActivityError as err:
-            workflow.logger.warning("could not report Deleting: %s", _failure_message(err))
+            workflow.logger.warning("could not report Deleting: %s", failure_message(err))
         await self._event("Normal", "Deleting", "; ".join(planner.describe_plan(plan)) or "nothing to clean up")
         for index, step in enumerate(plan.steps, start=1):
             self._step = f"{index}/{len(plan)} {step.describe()}"
@@ -1318,9 +864,9 @@ class KafkaClusterWorkflow:
                 case planner.Cleanup(delete_broker_claims=brokers, delete_controller_claims=controllers):
                     await self._call(act.CLEANUP_CLUSTER, act.CleanupInput(
                         ref=self._ref, delete_claims=brokers and controllers, delete_broker_claims=brokers,
-                        delete_controller_claims=controllers), _KUBE, step.describe())
+                        delete_controller_claims=controllers), KUBE, step.describe())
                 case planner.RemoveFinalizer():
-                    await self._call(act.REMOVE_FINALIZER, self._ref, _KUBE, "remove the cleanup finalizer")
+                    await self._call(act.REMOVE_FINALIZER, self._ref, KUBE, "remove the cleanup finalizer")
             self._plan_done = index
         return f"deleted: {observed.namespace}/{observed.name} (generation {observed.generation})"
 
@@ -1336,7 +882,7 @@ class KafkaClusterWorkflow:
         """A step failed after its retries. Often the cluster was deleted under us: look before reporting."""
         self._failures += 1
         self._roll_report_due = self._roll_report_due or self._roll is not None
-        message = _failure_message(err)
+        message = failure_message(err)
         workflow.logger.warning("pass failed at %s: %s", self._step or "observe", message)
         try:
             observed = await self._observe()
@@ -1348,16 +894,16 @@ class KafkaClusterWorkflow:
         if generation is not None:
             self._mark_processed(generation)
         where = f"{self._step}: " if self._step else ""
-        if _rejected(err):
+        if rejected(err):
             phase, conditions = Phase.INVALID, [
-                _Condition(ConditionType.INVALID, "True", "Rejected", f"{where}{message}"),
-                _Condition(ConditionType.READY, "False", "Rejected", f"{where}{message}")]
+                Condition(ConditionType.INVALID, "True", "Rejected", f"{where}{message}"),
+                Condition(ConditionType.READY, "False", "Rejected", f"{where}{message}")]
         else:
             phase, conditions = Phase.DEGRADED, [
-                _Condition(ConditionType.DEGRADED, "True", "StepFailed", f"{where}{message}"),
-                _Condition(ConditionType.READY, "False", "StepFailed", f"{where}{message}")]
+                Condition(ConditionType.DEGRADED, "True", "StepFailed", f"{where}{message}"),
+                Condition(ConditionType.READY, "False", "StepFailed", f"{where}{message}")]
         retry = self._retry_delay()
-        conditions.append(_Condition(ConditionType.RECONCILING, "True", "RetryScheduled",
+        conditions.append(Condition(ConditionType.RECONCILING, "True", "RetryScheduled",
                                      f"retry in {int(retry.total_seconds()) if retry else 0}s"))
         self._set_phase(phase)
         self._message = f"{where}{message}"
@@ -1371,7 +917,7 @@ class KafkaClusterWorkflow:
                 summary=f"report {phase.value}")
             self._operation = None
         except ActivityError as status_err:
-            workflow.logger.warning("could not report the failure: %s", _failure_message(status_err))
+            workflow.logger.warning("could not report the failure: %s", failure_message(status_err))
         await self._event("Warning", "ReconcileFailed", f"{where}{message}")
         return None
 
@@ -1390,7 +936,7 @@ class KafkaClusterWorkflow:
         if self._operation is not None and self._operation.get("type") == plan.operation:
             return  # the same operation going on after a pause or a failed attempt: same start, no new Event
         self._operation = {"type": plan.operation, "workflowId": workflow.info().workflow_id,
-                           "startedAt": _timestamp()}
+                           "startedAt": timestamp()}
         if provisioning:
             await self._event("Normal", "ProvisioningStarted",
                               f"provisioning Kafka {spec.version}: {spec.controllers.replicas} controllers, "
@@ -1407,9 +953,9 @@ class KafkaClusterWorkflow:
         self._operation = {**self._operation, "step": self._step,
                            "progress": f"controllers {controllers}/{spec.controllers.replicas}, "
                                        f"brokers {brokers}/{spec.brokers.replicas}"}
-        conditions = [_Condition(ConditionType.RECONCILING, "True", plan.operation, self._step)]
+        conditions = [Condition(ConditionType.RECONCILING, "True", plan.operation, self._step)]
         if plan.operation == planner.OPERATION_PROVISIONING:
-            conditions.append(_Condition(ConditionType.READY, "False", "Provisioning", self._step))
+            conditions.append(Condition(ConditionType.READY, "False", "Provisioning", self._step))
         await self._write_status(act.StatusUpdate(
             ref=self._ref, phase=self._phase.value, conditions=[c.update() for c in conditions],
             brokers_desired=spec.brokers.replicas, controllers_desired=spec.controllers.replicas,
@@ -1426,11 +972,11 @@ class KafkaClusterWorkflow:
         update = act.StatusUpdate(
             ref=self._ref, observed_generation=observed.generation, phase=Phase.READY.value,
             conditions=[c.update() for c in (
-                _Condition(ConditionType.READY, "True", "ClusterReady", summary),
-                _Condition(ConditionType.RECONCILING, "False", "ReconcileComplete",
+                Condition(ConditionType.READY, "True", "ClusterReady", summary),
+                Condition(ConditionType.RECONCILING, "False", "ReconcileComplete",
                            f"generation {observed.generation} reconciled"),
-                _Condition(ConditionType.DEGRADED, "False", "Healthy"),
-                _Condition(ConditionType.INVALID, "False", "SpecValid"))],
+                Condition(ConditionType.DEGRADED, "False", "Healthy"),
+                Condition(ConditionType.INVALID, "False", "SpecValid"))],
             brokers_desired=spec.brokers.replicas, brokers_ready=brokers,
             controllers_desired=spec.controllers.replicas, controllers_ready=controllers,
             current_operation={} if finished else None,
@@ -1457,10 +1003,10 @@ class KafkaClusterWorkflow:
         await self._write_status(act.StatusUpdate(
             ref=self._ref, observed_generation=observed.generation, phase=Phase.INVALID.value,
             conditions=[c.update() for c in (
-                _Condition(ConditionType.INVALID, "True", "InvalidSpec", message),
-                _Condition(ConditionType.READY, "False", "InvalidSpec",
+                Condition(ConditionType.INVALID, "True", "InvalidSpec", message),
+                Condition(ConditionType.READY, "False", "InvalidSpec",
                            f"generation {observed.generation} is invalid; {ready}"),
-                _Condition(ConditionType.RECONCILING, "False", "InvalidSpec", "waiting for a corrected spec"))],
+                Condition(ConditionType.RECONCILING, "False", "InvalidSpec", "waiting for a corrected spec"))],
             current_operation={} if self._operation else None,
             last_operation=self._last_operation("Failed", message) if self._operation else None),
             summary="report the invalid spec")
@@ -1478,13 +1024,13 @@ class KafkaClusterWorkflow:
                 ref=self._ref, current_operation={}, last_operation=self._last_operation(result, message)),
                 summary=f"record operation {result}")
         except ActivityError as err:
-            workflow.logger.warning("could not record the interrupted operation: %s", _failure_message(err))
+            workflow.logger.warning("could not record the interrupted operation: %s", failure_message(err))
         self._operation = None
 
     def _last_operation(self, result: str, message: str) -> dict[str, Any]:
         operation = self._operation or {}
         return {"type": operation.get("type", ""), "workflowId": workflow.info().workflow_id,
-                "result": result, "message": message[:1024], "finishedAt": _timestamp()}
+                "result": result, "message": message[:1024], "finishedAt": timestamp()}
 
     async def _write_status(self, update: act.StatusUpdate, *, summary: str) -> None:
         """Write status unless it would change nothing this run already wrote (so passes that find nothing
@@ -1492,7 +1038,7 @@ class KafkaClusterWorkflow:
         believed = _merged(self._status_written, update)
         if believed == self._status_written:
             return
-        await self._call(act.UPDATE_STATUS, update, _KUBE, summary)
+        await self._call(act.UPDATE_STATUS, update, KUBE, summary)
         self._status_written = believed
 
     async def _event(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
@@ -1500,15 +1046,15 @@ class KafkaClusterWorkflow:
         try:
             await self._call(act.RECORD_EVENT, act.EventInput(ref=self._ref, type=type_, reason=reason,
                                                               message=message[:1024]),
-                             _EVENT, f"event {reason}")
+                             EVENT, f"event {reason}")
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise
-            workflow.logger.warning("event %s not recorded: %s", reason, _failure_message(err))
+            workflow.logger.warning("event %s not recorded: %s", reason, failure_message(err))
 
     # --- plumbing --------------------------------------------------------------------------------------
 
-    async def _call(self, activity: str, arg: BaseModel, options: _Options, summary: str,
+    async def _call(self, activity: str, arg: BaseModel, options: Options, summary: str,
                     result_type: type | None = None) -> Any:
         return await workflow.execute_activity(
             activity, arg, result_type=result_type, start_to_close_timeout=options.start_to_close,
@@ -1646,7 +1192,7 @@ class KafkaClusterWorkflow:
             if progress.outcome != "Running":
                 return  # the end of a roll already accounted for
             state = self._roll = _RunningRoll(workflow_id=progress.workflow_id, handle=None,
-                                              started_at=_timestamp(), revisions="", reason=progress.reason)
+                                              started_at=timestamp(), revisions="", reason=progress.reason)
         elif state.workflow_id != progress.workflow_id:
             workflow.logger.warning("roll %s reports while %s runs: ignored", progress.workflow_id,
                                     state.workflow_id)
