@@ -36,8 +36,10 @@ def _test_server_binary() -> str:
     return str(candidate)
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server per test module: the server stops skipping time while any activity is
+    pending -- also one a cancelled workflow left behind -- so one module's leftovers must not slow the next."""
     async with await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=_test_server_binary()
     ) as environment:
