@@ -1207,11 +1207,25 @@ class KafkaClusterWorkflow(StructuralOperations):
 
     @workflow.signal(name=SIGNAL_REBALANCE_PROGRESS)
     def rebalance_progress(self, progress: RebalanceProgress) -> None:
-        """Progress of the rebalance this workflow runs (a rebalance started by hand is not tracked here)."""
+        """Progress of the rebalance this workflow runs -- or of one started by hand for this cluster, which is then
+        tracked as the structural operation running (nothing else starts until it ends)."""
         state = self._rebalance
-        if state is None or state.workflow_id != progress.workflow_id:
+        ended = progress.state in ("Succeeded", "Failed", "Cancelled")
+        if state is None:
+            if ended:
+                return  # the end of a rebalance already accounted for
+            state = self._rebalance = RunningRebalance(workflow_id=progress.workflow_id, purpose=progress.purpose,
+                                                       started_at=timestamp(), reason=progress.reason, adopted=True)
+        elif state.workflow_id != progress.workflow_id:
+            workflow.logger.warning("rebalance %s reports while %s runs: ignored", progress.workflow_id,
+                                    state.workflow_id)
             return
         state.progress = progress
+        if ended and state.adopted:
+            outcome: Literal["Succeeded", "Failed", "Cancelled"] = progress.state  # type: ignore[assignment]
+            self._rebalance_finished(state, RebalanceResult(workflow_id=progress.workflow_id, outcome=outcome,
+                                                            purpose=progress.purpose, message=progress.message))
+            return
         self._rebalance_report_due = True
         self._show()
 

@@ -75,7 +75,8 @@ OPERATION_OF: dict[str, str] = {"scale-in": OPERATION_SCALE_IN, "scale-out": OPE
 
 @dataclass
 class RunningRebalance:
-    """The rebalance child this workflow started (one structural operation at a time)."""
+    """The rebalance child this workflow started, or one started by hand that reports here (``adopted``: it
+    ends through its last progress signal). One structural operation at a time."""
 
     workflow_id: str
     purpose: RebalancePurpose
@@ -86,6 +87,7 @@ class RunningRebalance:
     generation: int = 0  # the KafkaCluster generation it was started for
     progress: RebalanceProgress | None = None
     cancel_sent: bool = False
+    adopted: bool = False
 
 
 class StructuralOperations:

@@ -1195,6 +1195,27 @@ async def test_request_rebalance_starts_a_requested_rebalance(env: WorkflowEnvir
     assert "RebalanceRequested" in fake.reasons()
 
 
+async def test_a_rebalance_started_by_hand_is_adopted_as_the_running_operation(env: WorkflowEnvironment) -> None:
+    fake = scaling_cluster(3)
+    fake.parts.partitions = layout([0, 1], 6)  # broker 2 holds nothing
+    async with cluster(env, fake) as run:
+        handle = await run.start()
+        await until_phase(handle, "Ready", generation=1)
+        fake.parts.stalled = True  # the first batch makes no progress, so the rebalance is seen running
+        by_hand = await run.client.start_workflow(
+            RebalanceWorkflow.run, RebalanceInput(ref=fake.ref, reason="by hand"), id=f"by-hand-{uuid.uuid4()}",
+            task_queue=run.task_queue, result_type=RebalanceResult)
+        await until(lambda: _rebalance_state_is(handle, "Running"), "the hand-started rebalance adopted")
+        # While it runs, a requested rebalance waits for it instead of running beside it.
+        await handle.execute_update(UPDATE_REQUEST_REBALANCE, RebalanceRequest(reason="second"),
+                                    result_type=RebalanceAccepted)
+        assert (await handle.query(QUERY_REBALANCE))["workflowId"] == by_hand.id
+        fake.parts.stalled = False
+        assert (await by_hand.result()).outcome == "Succeeded"
+        await until_rebalanced(handle, fake, 1)  # then the queued request runs as the workflow's first own one
+        assert (await run.rebalance(1).result()).purpose == "requested"
+
+
 async def test_skew_check_on_its_timer_starts_a_rebalance_only_when_needed(fresh_env: WorkflowEnvironment) -> None:
     env = fresh_env
     fake = scaling_cluster(3, rebalance={"checkInterval": "5m", "skewThresholdPercent": 20})
