@@ -1360,7 +1360,11 @@ class KafkaClusterWorkflow(StructuralOperations):
         running = self._rebalance
         if running is not None:
             running.cancel_sent = True
-            await self._signal_rebalance(REBALANCE_SIGNAL_CANCEL, CancelRequest(reason=reason))
+            delivered = await self._signal_rebalance(REBALANCE_SIGNAL_CANCEL, CancelRequest(reason=reason))
+            if not delivered and running.adopted and self._rebalance is running:
+                # A hand-started rebalance that no longer runs (terminated): it will never report its end.
+                self._rebalance = None
+                self._pass_due = True
             await self._event("Normal", "RebalanceCancelRequested", f"{running.workflow_id}: {reason}")
         return self._view()
 
