@@ -238,6 +238,20 @@ class RollMonitor:
     timeline: PodTimeline
     temporal_address: str
     workflow_id: str = ""
+    # One loop and one client for every question: a client per call (hundreds while a test polls) piles up
+    # connections in the process-wide Temporal runtime that later tests share.
+    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop, repr=False)
+    _client: Client | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        self._client = None
+        self._loop.close()
+
+    def __enter__(self) -> RollMonitor:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def _workflow(self) -> str:
         if not self.workflow_id:
@@ -253,16 +267,17 @@ class RollMonitor:
             return 0, [], False
 
         async def describe() -> tuple[int, list[str], bool]:
-            temporal = await Client.connect(self.temporal_address)
+            if self._client is None:
+                self._client = await Client.connect(self.temporal_address)
             try:
-                raw = (await temporal.get_workflow_handle(workflow_id).describe()).raw_description
+                raw = (await self._client.get_workflow_handle(workflow_id).describe()).raw_description
             except RPCError:
                 return 0, [], False
             info = raw.workflow_execution_info
             return (int(info.history_length), sorted(a.activity_type.name for a in raw.pending_activities),
                     info.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING)
 
-        return asyncio.run(describe())
+        return self._loop.run_until_complete(describe())
 
     def progress(self) -> int:
         return len(self.timeline.snapshot()) + self._describe()[0]

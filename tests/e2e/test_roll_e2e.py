@@ -245,32 +245,32 @@ def test_operator_sigkilled_at_20_random_moments_during_a_roll(
     since = time.time()
     _patch(custom, "kappa", {"spec": {"image": "docker.io/apache/kafka:3.9.1"}})
     rolled = pods_rolled(core, apps, "kappa", old)
-    monitor = RollMonitor(custom, timeline, operator.env["TEMPORAL_ADDRESS"])
+    with RollMonitor(custom, timeline, operator.env["TEMPORAL_ADDRESS"]) as monitor:
 
-    def ended() -> bool:  # kills until the roll workflow ends: the last pod Ready is not the end of the roll
-        return rolled() and not monitor.running()
+        def ended() -> bool:  # kills until the roll workflow ends: the last pod Ready is not the end of the roll
+            return rolled() and not monitor.running()
 
-    kills: list[_Kill] = []
-    bursts = CHAOS_KILLS // CHAOS_BURST
-    for burst in range(bursts):
-        # Burst b starts at a random moment of a pod step spread over the plan from the first pod to the one
-        # before last (controllers and brokers, the active controller included) -- a pod the previous burst did
-        # not see restarting, if the roll got ahead -- within 1.5 s of that pod's deletion: while it restarts,
-        # rejoins the ISR, gets its leaders back or the next gate is checked. Its other kills hit the operator
-        # restarted after the previous one, at random moments of its start-up and of the recovery (replay, the
-        # lost activity's retry).
-        step = max(round(burst * (len(old) - 2) / (bursts - 1)), kills[-1].deleted if kills else 0)
-        wait_for(lambda step=step: len(timeline.deletions(since=since)) > step or ended(), timeout=120,
-                 interval=0.05, message=f"pod {step + 1} of the roll restarting")
-        for i in range(CHAOS_BURST):
-            time.sleep(rng.uniform(0.0, 1.5) if i == 0 else rng.uniform(0.5, 3.0))
-            if ended():
-                break
-            in_flight = tuple(monitor.in_flight())
-            operator.kill()
-            kills.append(_Kill(round(time.time() - since, 1), len(timeline.deletions(since=since)), in_flight))
-            operator.start()
-    _wait_rolled(core, apps, custom, "kappa", old, operator, timeout=240)
+        kills: list[_Kill] = []
+        bursts = CHAOS_KILLS // CHAOS_BURST
+        for burst in range(bursts):
+            # Burst b starts at a random moment of a pod step spread over the plan from the first pod to the one
+            # before last (controllers and brokers, the active controller included) -- a pod the previous burst did
+            # not see restarting, if the roll got ahead -- within 1.5 s of that pod's deletion: while it restarts,
+            # rejoins the ISR, gets its leaders back or the next gate is checked. Its other kills hit the operator
+            # restarted after the previous one, at random moments of its start-up and of the recovery (replay, the
+            # lost activity's retry).
+            step = max(round(burst * (len(old) - 2) / (bursts - 1)), kills[-1].deleted if kills else 0)
+            wait_for(lambda step=step: len(timeline.deletions(since=since)) > step or ended(), timeout=120,
+                     interval=0.05, message=f"pod {step + 1} of the roll restarting")
+            for i in range(CHAOS_BURST):
+                time.sleep(rng.uniform(0.0, 1.5) if i == 0 else rng.uniform(0.5, 3.0))
+                if ended():
+                    break
+                in_flight = tuple(monitor.in_flight())
+                operator.kill()
+                kills.append(_Kill(round(time.time() - since, 1), len(timeline.deletions(since=since)), in_flight))
+                operator.start()
+        _wait_rolled(core, apps, custom, "kappa", old, operator, timeout=240)
     context = f"seed {seed}, roll took {time.time() - since:.0f}s, kills (s, pods deleted, in flight): " \
               f"{[(k.at, k.deleted, k.in_flight) for k in kills]}"
     try:
