@@ -63,7 +63,9 @@ pytestmark = [
 
 HISTORIES = Path(__file__).parent / "histories"
 PLACEHOLDER_ID = "A" * 22
-SPEC = {"version": "3.9.1", "controllers": {"replicas": 3}, "brokers": {"replicas": 3}}
+# Rebalancing off: no durable disk-skew timer, which time skipping would fire into activities these fakes do not
+# have (tests/workflows/test_rebalance_workflow.py turns it on where it is tested).
+SPEC = {"version": "3.9.1", "controllers": {"replicas": 3}, "brokers": {"replicas": 3}, "rebalance": {"mode": "off"}}
 
 
 # --- the fake world ---------------------------------------------------------------------------------------
