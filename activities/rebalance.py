@@ -382,9 +382,8 @@ class _WaitState:
 class RebalanceActivities:
     """Mixin: the rebalance activities. The host class provides ``_admin`` (see ``RollActivities``)."""
 
-    if TYPE_CHECKING:
-        def _admin(self, ref: ClusterRef) -> Any:
-            raise NotImplementedError
+    if TYPE_CHECKING:  # declared for mypy; ClusterActivities provides it
+        def _admin(self, ref: ClusterRef) -> Any: ...
 
     def rebalance_activities(self) -> list[Callable[..., Any]]:
         return [self.plan_rebalance, self.submit_reassignments, self.wait_reassignments, self.cancel_reassignments,
