@@ -432,6 +432,7 @@ class KafkaClusterWorkflow(StructuralOperations):
         structural = workflow.patched(REBALANCE_PATCH)
         if structural:
             spec = await self._effective_spec(observed, wanted)
+            self._note_new_volumes(observed, spec)
         plan = planner.plan_reconcile(observed, spec)
         if self._roll is not None:
             # Pods down for the roll are the roll's business (its gates and waits): no health waits here.

@@ -189,14 +189,19 @@ class StructuralOperations:
         await self._event("Normal", "ScaleInComplete", f"brokers {remove} removed (drained, unregistered; "
                           f"volume claims {claims}); {target} brokers remain")
 
+    def _note_new_volumes(self, observed: ObservedCluster, spec: KafkaClusterSpec) -> None:
+        """A role whose StatefulSet does not exist yet gets its claims at the spec's size: nothing to expand."""
+        for role, sts, size in (("broker", observed.brokers, spec.brokers.storage.size),
+                                ("controller", observed.controllers, spec.controllers.storage.size)):
+            if sts is None or not sts.exists:
+                self._volume_sizes[role] = size
+
     async def _expand_volumes(self, spec: KafkaClusterSpec) -> None:
         """A larger ``storage.size``: grow the PVCs, wait for the resize, and roll only the pods whose volume
         waits for a restart to finish it (FileSystemResizePending)."""
         roles: tuple[tuple[act.Role, str], ...] = (("broker", spec.brokers.storage.size),
                                                    ("controller", spec.controllers.storage.size))
         for role, size in roles:
-            if self._plan.operation == planner.OPERATION_PROVISIONING:
-                self._volume_sizes[role] = size  # the claims were just created with this size
             if not scaling.storage_grew(size, self._volume_sizes.get(role)):
                 continue
             expanded: act.ExpandVolumesResult = await self._call(
