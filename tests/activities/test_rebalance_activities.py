@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,7 +16,6 @@ from kubernetes import client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import clients
 from activities.cluster import ClusterActivities
 from activities.contracts import (
     CancelReassignmentsInput,
@@ -42,21 +41,6 @@ from tests.activities.test_roll_activities import _control, _up
 MiB = 2**20
 TOPIC_THROTTLES = ["follower.replication.throttled.replicas", "leader.replication.throttled.replicas"]
 BROKER_THROTTLES = ["follower.replication.throttled.rate", "leader.replication.throttled.rate"]
-
-
-@pytest.fixture
-def admin(acts: ClusterActivities) -> Iterator[Callable[[], KafkaAdminClient]]:
-    """Opens a kafka-python admin client on the bootstrap Service (once the cluster is up)."""
-    opened: list[KafkaAdminClient] = []
-
-    def open_admin() -> KafkaAdminClient:
-        address = clients.service_address(acts.core, NS, "demo-kafka-bootstrap", 9092, acts.settings.kafka_addressing)
-        opened.append(clients.kafka_admin_client(address, 2.0))
-        return opened[-1]
-
-    yield open_admin
-    for a in opened:
-        a.close()
 
 
 def _replicas(kafka: KafkaAdminClient, topics: list[str]) -> dict[str, list[int]]:

@@ -7,7 +7,7 @@ import dataclasses
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,7 +18,6 @@ from kubernetes import client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import clients
 from activities.cluster import ClusterActivities
 from activities.contracts import (
     DynamicConfigsInput,
@@ -46,21 +45,6 @@ def _up(custom: client.CustomObjectsApi, acts: ClusterActivities, env: ActivityE
     env.run(acts.wait_controllers_ready, WaitInput(ref=ref, spec=kc["spec"], expected=replicas[0], poll_seconds=0.1))
     env.run(acts.wait_brokers_registered, WaitInput(ref=ref, spec=kc["spec"], expected=replicas[1], poll_seconds=0.1))
     return kc
-
-
-@pytest.fixture
-def admin(acts: ClusterActivities) -> Iterator[Callable[[], KafkaAdminClient]]:
-    """Opens a kafka-python admin client on the bootstrap Service (once the cluster is up)."""
-    opened: list[KafkaAdminClient] = []
-
-    def open_admin() -> KafkaAdminClient:
-        address = clients.service_address(acts.core, NS, "demo-kafka-bootstrap", 9092, acts.settings.kafka_addressing)
-        opened.append(clients.kafka_admin_client(address, 2.0))
-        return opened[-1]
-
-    yield open_admin
-    for a in opened:
-        a.close()
 
 
 def _control(dc: DevClusterThread, action: str, **params: Any) -> dict[str, Any]:
