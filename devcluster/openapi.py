@@ -44,7 +44,10 @@ from devcluster.store import Obj
 if TYPE_CHECKING:
     from devcluster.api import ApiServer
 
+# What clients put in Accept (the legacy gnostic name, with an ``@``) and what kube-openapi answers in
+# Content-Type: Go's mime.ParseMediaType rejects the ``@``, so the response uses the dotted form.
 PROTOBUF_V2 = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+PROTOBUF_V2_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 LIST_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"
 PATCH = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch"
@@ -394,8 +397,8 @@ def _varint(n: int) -> bytes:
 
 
 def _v2_protobuf() -> bytes:
-    """A gnostic ``openapi_v2.Document``: swagger (1), info (2: title 1, version 6), empty paths (8)."""
-    info = _pb_string(1, "Kubernetes") + _pb_string(6, discovery.SERVER_VERSION["gitVersion"])
+    """A gnostic ``openapi_v2.Document``: swagger (1), info (2: title 1, version 2), empty paths (8)."""
+    info = _pb_string(1, "Kubernetes") + _pb_string(2, discovery.SERVER_VERSION["gitVersion"])
     return _pb_string(1, "2.0") + _pb_key(2) + _varint(len(info)) + info + _pb_key(8) + _varint(0)
 
 
@@ -415,8 +418,9 @@ def serve(request: web.Request, api: ApiServer) -> web.Response:
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
     tail = request.match_info.get("tail", "").strip("/")
     if tail == "v2":
-        if PROTOBUF_V2 in request.headers.get("Accept", ""):
-            return web.Response(body=_v2_protobuf(), content_type=PROTOBUF_V2.split(";")[0])
+        accept = request.headers.get("Accept", "")
+        if PROTOBUF_V2 in accept or PROTOBUF_V2_CONTENT_TYPE in accept:
+            return web.Response(body=_v2_protobuf(), content_type=PROTOBUF_V2_CONTENT_TYPE)
         return web.Response(body=_encode(_v2_json()), content_type="application/json")
     if tail == "v3":
         return web.Response(body=_encode(_index(api)), content_type="application/json")

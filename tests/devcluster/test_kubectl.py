@@ -320,8 +320,18 @@ def test_apply_builtins_twice_merges_like_a_real_server(kubectl: Kubectl, core: 
 
 
 def test_apply_crd_and_custom_resource(kubectl: Kubectl, custom: client.CustomObjectsApi, tmp_path: Path) -> None:
-    install_crd(kubectl, tmp_path)
     path = write(tmp_path, "w.yaml", widget("w1", replicas=2, size="small", tags=["a", "b"]))
+    # Before its CRD exists (and for a kind no group serves) kubectl falls back from OpenAPI v3 to v2
+    # (protobuf) and then reports the missing mapping, as against a real server.
+    early = kubectl.run("apply", "-f", path, check=False)
+    assert early.returncode == 1
+    assert 'no matches for kind "Widget" in version "dev.ballast.io/v1"' in early.stderr
+    assert "failed to download openapi" not in early.stderr
+    unknown = write(tmp_path, "unknown.yaml", {"apiVersion": "v1", "kind": "Widget", "metadata": {"name": "x"}})
+    proc = kubectl.run("apply", "-f", unknown, check=False)
+    assert proc.returncode == 1 and 'no matches for kind "Widget" in version "v1"' in proc.stderr
+
+    install_crd(kubectl, tmp_path)
     assert kubectl.run("apply", "-f", path).stdout.strip() == "widget.dev.ballast.io/w1 created"
     out = kubectl.run("get", "wd").stdout
     assert header(out) == ["NAME", "REPLICAS", "READY", "AGE"]
@@ -654,6 +664,11 @@ def test_openapi_documents(dc: Any, kubectl: Kubectl, tmp_path: Path) -> None:
     stale = _http(f"{dc.url}/openapi/v3/apis/dev.ballast.io/v1?hash=0")
     assert stale[0] == 301 and stale[1]["Location"].endswith(url.split("?")[1])
     assert json.loads(_http(f"{dc.url}/openapi/v2")[2])["swagger"] == "2.0"
+    # kube-openapi's protobuf content type has a dot where clients' Accept has an "@" (Go's mime parser
+    # rejects the "@").
+    _, v2_headers, _ = _http(f"{dc.url}/openapi/v2",
+                             accept="application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+    assert v2_headers["Content-Type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
     explained = kubectl.run("explain", "widgets.spec").stdout
     assert "replicas\t<integer>" in explained
 
