@@ -564,28 +564,6 @@ def test_describe_pod_and_custom_resource(kubectl: Kubectl, core: client.CoreV1A
     assert "Replicas:  2" in described and "Events:" in described
 
 
-SYSTEM_KUBECTL = Path("/usr/bin/kubectl")
-
-
-@pytest.mark.skipif(not SYSTEM_KUBECTL.exists(), reason="no system kubectl on this machine")
-def test_older_system_kubectl_still_works(kubectl: Kubectl, tmp_path: Path) -> None:
-    """The image's kubectl (1.32) negotiates the same documents: apply twice, tables, scale, wait."""
-    old = Kubectl(str(SYSTEM_KUBECTL), kubectl.kubeconfig, tmp_path / "old-kubectl-home")
-    old.cache_dir.mkdir()
-    old.run("apply", "-f", write(tmp_path, "crd.yaml", CRD))
-    old.run("wait", "--for=condition=Established", "crd/widgets.dev.ballast.io", "--timeout=10s")
-    old.run("apply", "-f", write(tmp_path, "w.yaml", widget("w1", replicas=1, size="s")))
-    assert "configured" in old.run("apply", "-f", write(tmp_path, "w.yaml", widget("w1", replicas=2))).stdout
-    out = old.run("get", "wd").stdout
-    assert header(out) == ["NAME", "REPLICAS", "READY", "AGE"] and rows(out)["w1"][1] == "2"
-    proc = old.run("apply", "-f", write(tmp_path, "bad.yaml", widget("w2", nope=1)), check=False)
-    assert 'strict decoding error: unknown field "spec.nope"' in proc.stderr
-    old.run("scale", "wd/w1", "--replicas=3")
-    old.run("wait", "--for=jsonpath={.spec.replicas}=3", "wd/w1", "--timeout=5s")
-    out = old.run("get", "svc", "-A").stdout
-    assert header(out) == ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
-
-
 # -- the wire protocol kubectl relies on ------------------------------------------------------------------
 def _http(url: str, accept: str = "application/json") -> tuple[int, dict[str, str], bytes]:
     import urllib.error
