@@ -10,10 +10,26 @@ partitions are being reassigned (throttled), so the simulation has growth and co
 - DescribeLogDirs latency: all partitions of one broker (v4), raw and through ``describe_log_dirs``;
 - simulation overhead at 1x speed: CPU time of the devcluster thread (``time.thread_time`` on its loop:
   model ticker, reads triggered by kubelet readiness polls, every controller) over a fixed wall interval,
-  as a percentage of one core, with no client connected.
+  as a percentage of one core, with no client connected;
+- simulation step cost: the wall time of one ``KafkaClusterModel.advance_to()`` (what the ticker and every
+  read run first), measured on a model of the same shape (3 controllers, 12 brokers, 40 x 500 partitions,
+  RF 3, the same ingest and 200 reassignments in flight) driven by a manual clock in this thread, so each
+  step is timed alone, without the ticker or requests interleaving:
 
-Latencies are the median of ``--runs`` requests after a warm-up. Targets (issue 3): Metadata < 200 ms;
-simulation overhead < 10 % of one core.
+  * steady step: one simulated second of ingest and copies with no event due;
+  * a broker crash (SIGKILL; ``stop_node(graceful=False)``) and the step in which its session times out
+    and it is fenced: ~5,000 replicas leave their ISRs, ~1,700 leaderships move;
+  * its restart (``start_node``) and the step in which it is unfenced: ~5,000 replicas start copying and
+    the bandwidth is re-shared among them and the 200 reassignment copies;
+  * the catch-up: the step(s) in which those replicas finish copying and rejoin their ISRs.
+
+  Each is the median over ``--runs`` crash/restart cycles of different brokers; the worst step is the
+  largest of these medians.
+
+Latencies are the median of ``--runs`` requests after a warm-up. Targets: Metadata < 200 ms and simulation
+overhead < 10 % of one core (issue 3); a steady step < 10 ms (the ticker steps about once per wall second
+at 1x, so this keeps steps at most 1 % of a core); the worst step < 200 ms (a request arriving during it
+waits for it, so it gets the budget of a full Metadata response).
 
     .venv/bin/python bench/kafka_sim_bench.py [--runs 7] [--interval 10]
 """
@@ -43,7 +59,10 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devcluster.cluster import DevClusterConfig, DevClusterThread
+from devcluster.kafka.model import ClusterDirectory, KafkaClusterModel
 from devcluster.kafka.protocol import build, request_type
+from devcluster.kafka.simclock import SimClock
+from devcluster.kafka.types import Endpoint, LogDirSpec
 
 NS = "bench"
 CLUSTER_ID = "YmVuY2gta2Fma2EtY2x1c3Q"
@@ -56,6 +75,9 @@ REASSIGNING = 200
 LOOPBACK = "devcluster.ballast.dev/loopback"
 METADATA_TARGET_S = 0.200
 CPU_TARGET = 0.10
+STEADY_STEP_TARGET_S = 0.010
+WORST_STEP_TARGET_S = 0.200
+SESSION_TIMEOUT_S = 9.0  # broker.session.timeout.ms default
 
 
 def statefulset(name: str, replicas: int, start: int, env: dict[str, str], port: int, probe: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +194,75 @@ class Raw:
         self.sock.close()
 
 
+class StepModel:
+    """The benchmark cluster's shape as a bare model on a manual clock (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.clock = SimClock(manual=True, start=1_700_000_000.0)
+        self.model: KafkaClusterModel = ClusterDirectory(self.clock).get_or_create(CLUSTER_ID)
+        voters = ",".join(f"{n}@kafka-controller-{n}:9093" for n in range(CONTROLLERS))
+        self.static = {"controller.quorum.voters": voters, "min.insync.replicas": "2",
+                       "auto.leader.rebalance.enable": "false"}
+        for n in range(CONTROLLERS):
+            self.model.start_node(n, roles={"controller"}, static_config=self.static,
+                                  endpoints=[Endpoint("CONTROLLER", f"kafka-controller-{n}", 9093)])
+        self.brokers = [BROKER_BASE + n for n in range(BROKERS)]
+        for broker in self.brokers:
+            self.start(broker)
+        self.step(5)
+        for t in range(TOPICS):
+            self.model.create_topic(f"bench-{t:02d}", num_partitions=PARTITIONS, replication_factor=3)
+            self.model.set_ingest_rate(f"bench-{t:02d}", 5 * 2**20)
+        topic = self.model.topic("bench-00")
+        assert topic is not None
+        for p in topic.partitions[:REASSIGNING]:
+            spare = next(b for b in self.brokers if b not in p.replicas)
+            self.model.inflate_partition("bench-00", p.index, 50 * 2**30)
+            self.model.alter_reassignment("bench-00", p.index, [*p.replicas[:2], spare])
+        self.step(1)
+
+    def start(self, broker: int) -> None:
+        self.model.start_node(broker, roles={"broker"}, rack=f"zone-{broker % 3}",
+                              static_config={**self.static, "node.id": str(broker), "process.roles": "broker"},
+                              endpoints=[Endpoint("PLAINTEXT", f"kafka-broker-{broker}", 9092)],
+                              log_dirs=[LogDirSpec("/var/lib/kafka/data", 2**40)])
+
+    def step(self, seconds: float) -> float:
+        """Advance the clock by ``seconds`` and time the model's step to it."""
+        self.clock.advance(seconds)
+        start = time.perf_counter()
+        self.model.advance_to()
+        return time.perf_counter() - start
+
+    def lagging(self, broker: int) -> int:
+        return sum(1 for t in self.model.topics() for p in t.partitions if broker in p.replicas and broker not in p.isr)
+
+
+def step_costs(runs: int) -> dict[str, float]:
+    """Medians of the step costs (seconds) described in the module docstring, plus ``replicas``."""
+    sim = StepModel()
+    steady = statistics.median(sim.step(1.0) for _ in range(max(3, runs)))
+    crash, fence, restart, unfence, catch_up, replicas = [], [], [], [], [], []
+    for broker in [sim.brokers[(3 * i) % BROKERS] for i in range(runs)]:
+        replicas.append(sum(1 for t in sim.model.topics() for p in t.partitions if broker in p.replicas))
+        start = time.perf_counter()
+        sim.model.stop_node(broker, graceful=False)
+        crash.append(time.perf_counter() - start)
+        sim.step(SESSION_TIMEOUT_S - 0.1)  # quiet: the session has not expired yet
+        fence.append(sim.step(0.2))
+        assert sim.lagging(broker) >= replicas[-1] - REASSIGNING, "the crashed broker was not fenced"
+        start = time.perf_counter()
+        sim.start(broker)
+        restart.append(time.perf_counter() - start)
+        unfence.append(sim.step(1.0))  # registered, unfenced 0.5 s later: its replicas start copying
+        # Catch-up: 10 simulated seconds of its ingest at the replication rate take well under a minute.
+        catch_up.append(sum(sim.step(1.0) for _ in range(60)))
+        assert sim.lagging(broker) <= REASSIGNING, "the restarted broker did not catch up"
+    return {"steady": steady, "crash": statistics.median(crash), "fence": statistics.median(fence),
+            "restart": statistics.median(restart), "unfence": statistics.median(unfence),
+            "catch_up": statistics.median(catch_up), "replicas": statistics.median(replicas)}
+
+
 def median_of(runs: int, fn: Any) -> float:
     fn()  # warm-up
     return statistics.median(fn() for _ in range(runs))
@@ -248,6 +339,8 @@ def main() -> int:
         partitions = dc.call(lambda c: sum(len(t.partitions) for t in c.kafka.model(CLUSTER_ID).topics()))
     finally:
         dc.stop()
+    steps = step_costs(args.runs)
+    worst = max(steps[k] for k in ("crash", "fence", "restart", "unfence"))
 
     table = Table(title=f"simulated Kafka: {BROKERS} brokers, {partitions:,} partitions "
                         f"(cluster up in {started:.1f} s, topics created in {created:.1f} s, "
@@ -256,7 +349,7 @@ def main() -> int:
         table.add_column(column, justify="left" if column == "measurement" else "right")
 
     def ms(seconds: float) -> str:
-        return f"{seconds * 1000:.1f} ms"
+        return f"{seconds * 1e6:.1f} µs" if seconds < 1e-3 else f"{seconds * 1000:.1f} ms"
 
     table.add_row(f"Metadata, all topics, raw (median of {args.runs}; {metadata_size / 2**20:.1f} MiB)",
                   ms(metadata_raw), ms(METADATA_TARGET_S), f"{metadata_raw / METADATA_TARGET_S:.2f}")
@@ -265,8 +358,21 @@ def main() -> int:
     table.add_row("DescribeLogDirs via kafka-python describe_log_dirs()", ms(logdirs_client), "", "")
     table.add_row(f"simulation overhead at 1x (devcluster thread CPU over {args.interval:.0f} s)",
                   f"{cpu_share * 100:.1f} %", f"{CPU_TARGET * 100:.0f} %", f"{cpu_share / CPU_TARGET:.2f}")
+    n = int(steps["replicas"])
+    table.add_row("step: steady, 1 s of ingest + 200 copies in flight, no event due", ms(steps["steady"]),
+                  ms(STEADY_STEP_TARGET_S), f"{steps['steady'] / STEADY_STEP_TARGET_S:.2f}")
+    table.add_row(f"step: broker crash (SIGKILL), {n:,} replicas", ms(steps["crash"]), "", "")
+    table.add_row(f"step: its session times out, fenced: {n:,} replicas leave ISRs", ms(steps["fence"]), "", "")
+    table.add_row("step: its restart (start_node)", ms(steps["restart"]), "", "")
+    table.add_row(f"step: unfenced, {n:,} replicas start copying (bandwidth re-shared)", ms(steps["unfence"]), "", "")
+    table.add_row(f"steps: its {n:,} replicas catch up and rejoin ISRs (60 steps of 1 s, total)",
+                  ms(steps["catch_up"]), "", "")
+    table.add_row(f"worst single step (median of {args.runs} cycles)", ms(worst), ms(WORST_STEP_TARGET_S),
+                  f"{worst / WORST_STEP_TARGET_S:.2f}")
     console.print(table)
-    return 0 if metadata_raw < METADATA_TARGET_S and cpu_share < CPU_TARGET else 1
+    met = (metadata_raw < METADATA_TARGET_S and cpu_share < CPU_TARGET and steps["steady"] < STEADY_STEP_TARGET_S
+           and worst < WORST_STEP_TARGET_S)
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

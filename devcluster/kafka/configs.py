@@ -15,6 +15,7 @@ Fidelity notes (observed in Kafka's ConfigHelper / ConfigAdminManager / Controll
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -208,8 +209,12 @@ def _render(value: object) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize(definition: ConfigDef | None, raw: str) -> str:
-    """The string Kafka reports for a stored value (parsed and re-rendered; lists lose blanks)."""
+    """The string Kafka reports for a stored value (parsed and re-rendered; lists lose blanks).
+
+    Pure, so cached: the ISR rules read min.insync.replicas / unclean.leader.election.enable for every
+    partition a fencing touches (thousands in one step)."""
     if definition is None or definition.type in (ConfigType.STRING, ConfigType.PASSWORD, ConfigType.CLASS):
         return raw
     try:
