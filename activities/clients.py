@@ -27,12 +27,14 @@ Every Kafka connection and request is bounded by ``timeout`` seconds: an unreach
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import kafka.errors as kafka_errors
+import yaml
 from kafka import KafkaAdminClient
 from kafka.net.compat import KafkaNetClient
 from kafka.protocol.admin import DescribeClusterRequest, DescribeQuorumRequest
@@ -56,12 +58,42 @@ class KafkaUnreachable(Exception):
     """Kafka could not be asked (no address, connection refused or reset, timeout, protocol error)."""
 
 
+def kubeconfig_files(value: str) -> tuple[list[str], str | None]:
+    """The files of a ``KUBECONFIG`` value and the current context, merged as kubectl merges them.
+
+    ``value`` is one path or several separated by ``os.pathsep`` (``:``). As kubectl does, files that do not
+    exist or are empty are skipped, and the first file that sets ``current-context`` decides it. (The
+    kubernetes client skips missing files and keeps the first cluster/user/context of each name, as kubectl
+    does, but lets the *last* file's ``current-context`` win and fails on an empty file.)
+
+    Raises ``ValueError`` when none of the files holds a configuration.
+    """
+    files: list[str] = []
+    context: str | None = None
+    for raw in value.split(os.pathsep):
+        path = os.path.expanduser(raw.strip())
+        if not path or not os.path.isfile(path):
+            continue
+        with open(path) as fh:
+            loaded = yaml.safe_load(fh)
+        if not isinstance(loaded, dict) or not loaded:
+            continue
+        files.append(path)
+        if context is None and loaded.get("current-context"):
+            context = str(loaded["current-context"])
+    if not files:
+        raise ValueError(f"no kubeconfig found in {value!r}")
+    return files, context
+
+
 def kube_api_client(settings: OperatorSettings) -> k8s.ApiClient:
-    """An ``ApiClient`` for the kubeconfig in ``settings`` (its current context), else in-cluster config."""
+    """An ``ApiClient`` for the kubeconfig in ``settings`` (one file or a ``KUBECONFIG``-style list, merged as
+    kubectl does: :func:`kubeconfig_files`), at its current context; else the in-cluster configuration."""
     cfg = k8s.Configuration()
     if settings.kubeconfig:
+        files, context = kubeconfig_files(settings.kubeconfig)
         kube_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=settings.kubeconfig, client_configuration=cfg)
+            config_file=os.pathsep.join(files), context=context, client_configuration=cfg)
     else:
         kube_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     return k8s.ApiClient(cfg)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ballast.config import OperatorSettings
+from pydantic import ValidationError
+
+from ballast.config import OperatorSettings, TemporalTLS
 
 
 def _add_devcluster(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,13 +36,22 @@ def _add_devcluster(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _add_temporal_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temporal-address", help="Temporal frontend host:port (TEMPORAL_ADDRESS)")
     p.add_argument("--temporal-namespace", help="Temporal namespace (TEMPORAL_NAMESPACE)")
+    p.add_argument("--temporal-tls", action=argparse.BooleanOptionalAction, default=None,
+                   help="TLS to the Temporal frontend (TEMPORAL_TLS); on by default when any --temporal-tls-* "
+                        "option is given")
+    p.add_argument("--temporal-tls-cert", help="client certificate, PEM, for mTLS (TEMPORAL_TLS_CERT)")
+    p.add_argument("--temporal-tls-key", help="client private key, PEM, for mTLS (TEMPORAL_TLS_KEY)")
+    p.add_argument("--temporal-tls-ca", help="CA bundle that signed the server certificate (TEMPORAL_TLS_CA)")
+    p.add_argument("--temporal-tls-server-name",
+                   help="name to check on the server certificate (TEMPORAL_TLS_SERVER_NAME)")
 
 
 def _add_operator_flags(p: argparse.ArgumentParser) -> None:
     """Flags override the environment (``OperatorSettings.from_env``), which overrides the defaults."""
     _add_temporal_flags(p)
     p.add_argument("--task-queue", help="task queue of the cluster workflows (BALLAST_TASK_QUEUE)")
-    p.add_argument("--kubeconfig", help="kubeconfig file (KUBECONFIG); default in-cluster configuration")
+    p.add_argument("--kubeconfig", help="kubeconfig file, or several separated by ':' (KUBECONFIG); default "
+                                        "in-cluster configuration")
     p.add_argument("--namespaces", help="comma-separated namespaces to watch (BALLAST_NAMESPACES); default all")
     p.add_argument("--kafka-addressing", choices=["cluster-dns", "devcluster"],
                    help="how to reach Kafka listeners (BALLAST_KAFKA_ADDRESSING)")
@@ -74,9 +85,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
-    settings = OperatorSettings.from_env()
+def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> OperatorSettings:
+    """The settings for ``args``: each flag given wins over its environment variable (``env``, default
+    ``os.environ``), which wins over the default. The TLS flags are one group: any of them replaces the
+    environment's TLS choice (a file flag alone turns TLS on), and each file not given as a flag still falls
+    back to its variable."""
+    settings = OperatorSettings.from_env(env)
     updates: dict[str, object] = {}
+    tls_flags = {field: getattr(args, f"temporal_tls_{flag}", None) for field, flag in (
+        ("cert_path", "cert"), ("key_path", "key"), ("ca_path", "ca"), ("server_name", "server_name"))}
+    toggle: bool | None = getattr(args, "temporal_tls", None)
+    if toggle is not None or any(tls_flags.values()):
+        base = settings.temporal_tls
+        files = {field: value or getattr(base, field) for field, value in tls_flags.items()}
+        try:
+            updates["temporal_tls"] = TemporalTLS.resolve(True if toggle is None else toggle, **files)
+        except ValidationError as err:
+            message = str(err.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise ValueError(f"--temporal-tls-cert/--temporal-tls-key: {message}") from err
     for flag, field in (("temporal_address", "temporal_address"), ("temporal_namespace", "temporal_namespace"),
                         ("task_queue", "task_queue"), ("kubeconfig", "kubeconfig"),
                         ("kafka_addressing", "kafka_addressing")):
@@ -88,13 +114,21 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
     return OperatorSettings.model_validate({**settings.model_dump(), **updates})
 
 
+def _settings(args: argparse.Namespace) -> OperatorSettings:
+    """``settings_from_args``, with a bad value reported as one line naming the flag or variable."""
+    try:
+        return settings_from_args(args)
+    except ValueError as err:
+        raise SystemExit(f"ballast {args.command}: {err}") from None
+
+
 def _run_operator(args: argparse.Namespace) -> int:
     import asyncio
 
     from ballast import observability, operator
 
+    settings = _settings(args)
     obs = observability.setup()
-    settings = settings_from_args(args)
     parts = {"operator": (True, True), "worker": (True, False), "watch": (False, True)}[args.command]
     try:
         asyncio.run(operator.run(settings, worker=parts[0], watch=parts[1], runtime=obs.runtime))
@@ -112,11 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "roll":
         from ballast.roll_cli import main_roll
 
-        main_roll(args, settings_from_args(args))
+        main_roll(args, _settings(args))
     if args.command == "rebalance":
         from ballast.rebalance_cli import main_rebalance
 
-        main_rebalance(args, settings_from_args(args))
+        main_rebalance(args, _settings(args))
     if args.command == "demo":
         from ballast.demo import run_demo
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ballast.messages import DEFAULT_TASK_QUEUE
 
@@ -39,13 +39,46 @@ class TemporalTLS(BaseModel):
     ca_path: str | None = Field(default=None, description="CA bundle that signed the server certificate")
     server_name: str | None = Field(default=None, description="overrides the name checked on the server cert")
 
+    @model_validator(mode="after")
+    def _cert_needs_key(self) -> TemporalTLS:
+        if (self.cert_path is None) != (self.key_path is None):
+            raise ValueError("a client certificate and its key go together: give both or neither")
+        return self
+
+    @classmethod
+    def resolve(cls, enabled: bool | None, **files: str | None) -> TemporalTLS:
+        """The TLS settings of one source (flags or environment): ``enabled`` when said explicitly, else on
+        as soon as any TLS file or the server name is given (the Temporal CLI's default too)."""
+        given = {k: v for k, v in files.items() if v}
+        return cls(enabled=enabled if enabled is not None else bool(given), **given)
+
+
+def parse_bool(name: str, value: str | None) -> bool | None:
+    """``true``/``1``/``yes`` or ``false``/``0``/``no`` (any case); ``None`` when unset or empty.
+
+    Raises ``ValueError`` naming ``name`` for anything else."""
+    text = (value or "").strip().lower()
+    if not text:
+        return None
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValueError(f"{name}: expected true or false, got {value!r}")
+
+
+# TemporalTLS field -> the environment variable it falls back to (the names the Temporal CLI reads).
+TLS_ENV = {"cert_path": "TEMPORAL_TLS_CERT", "key_path": "TEMPORAL_TLS_KEY", "ca_path": "TEMPORAL_TLS_CA",
+           "server_name": "TEMPORAL_TLS_SERVER_NAME"}
+
 
 class OperatorSettings(BaseModel):
     """Everything the operator process needs to know about its surroundings."""
 
     model_config = ConfigDict(frozen=True)
 
-    kubeconfig: str | None = Field(default=None, description="kubeconfig file; None = in-cluster config")
+    kubeconfig: str | None = Field(default=None, description="kubeconfig file, or several separated by ':' "
+                                                            "as in KUBECONFIG; None = in-cluster config")
     namespaces: tuple[str, ...] = Field(default=(), description="watched namespaces; empty = all")
     kafka_addressing: KafkaAddressing = KafkaAddressing.CLUSTER_DNS
     kafka_timeout_seconds: float = Field(
@@ -68,17 +101,13 @@ class OperatorSettings(BaseModel):
             value = source.get(name, "").strip()
             return value or None
 
-        tls_files = {k: get(v) for k, v in (("cert_path", "TEMPORAL_TLS_CERT"), ("key_path", "TEMPORAL_TLS_KEY"),
-                                            ("ca_path", "TEMPORAL_TLS_CA"),
-                                            ("server_name", "TEMPORAL_TLS_SERVER_NAME"))}
-        tls_flag = (get("TEMPORAL_TLS") or "").lower()
-        if tls_flag not in ("", "true", "false", "1", "0"):
-            raise ValueError(f"TEMPORAL_TLS: expected true or false, got {tls_flag!r}")
-        tls_enabled = tls_flag in ("true", "1") or any(v is not None for v in tls_files.values())
-        fields: dict[str, object] = {
-            "kubeconfig": get("KUBECONFIG"),
-            "temporal_tls": TemporalTLS(enabled=tls_enabled, **tls_files),
-        }
+        tls_files = {k: get(v) for k, v in TLS_ENV.items()}
+        try:
+            tls = TemporalTLS.resolve(parse_bool("TEMPORAL_TLS", get("TEMPORAL_TLS")), **tls_files)
+        except ValidationError as err:
+            message = str(err.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise ValueError(f"TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY: {message}") from err
+        fields: dict[str, object] = {"kubeconfig": get("KUBECONFIG"), "temporal_tls": tls}
         namespaces = get("BALLAST_NAMESPACES")
         if namespaces:
             fields["namespaces"] = tuple(n.strip() for n in namespaces.split(",") if n.strip())
