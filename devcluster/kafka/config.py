@@ -55,6 +55,16 @@ host name - the pod's FQDN when it has a subdomain; ``0.0.0.0`` cannot be advert
 ``num.partitions``, ``auto.create.topics.enable``, ...) is handed to the cluster model as the node's static
 config. The replication throttle rates are dynamic-only broker configs in Kafka (a static value is ignored);
 set them with IncrementalAlterConfigs. Only PLAINTEXT listeners can be spoken to (no TLS/SASL).
+
+The KRaft voter set: ``controller.quorum.voters`` (a static quorum) is modelled exactly - the set named by
+the first node that starts, fixed for the cluster's life. ``controller.quorum.bootstrap.servers`` without
+voters (KIP-853's dynamic quorum) is accepted but **approximated**: the simulation has no
+``kafka-storage.sh format --standalone`` / ``--initial-controllers`` step recording the initial voters and
+no AddRaftVoter/RemoveRaftVoter, so every node with the ``controller`` role that starts joins the voter
+set (and never leaves it), with the directory id of its metadata log dir; brokers are observers. A quorum
+whose controllers all start together therefore looks like one formatted with ``--initial-controllers``
+naming them, but a controller added later becomes a voter without ``kafka-metadata-quorum.sh add-controller``
+and a removed one stays a (stopped) voter. The bootstrap addresses themselves are not used.
 """
 
 from __future__ import annotations

@@ -14,8 +14,6 @@ while a reassignment copies), so simulated minutes take seconds.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -33,6 +31,7 @@ from kubernetes import config as kube_config
 
 from devcluster.cluster import DevClusterConfig, DevClusterThread
 from tests.conftest import wait_for
+from tests.devcluster.kafka.tools import kcat_binary
 
 T = TypeVar("T")
 NS = "kafka"
@@ -356,22 +355,6 @@ def test_deleting_a_broker_pod_shrinks_isrs_and_it_rejoins_after_catching_up(env
 
 
 # ------------------------------------------------------------------------------------- other tools
-
-
-def kcat_binary() -> str:
-    """kcat, installed with apt when missing and this session may (root, apt-get present); else a skip."""
-    found = shutil.which("kcat")
-    if found is not None:
-        return found
-    apt = shutil.which("apt-get")
-    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        pytest.skip("kcat is missing and cannot be installed here (needs root and apt-get: apt-get install -y kcat)")
-    done = subprocess.run([apt, "install", "-y", "-q", "kcat"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    found = shutil.which("kcat")
-    if found is None:
-        pytest.skip(f"kcat is missing and apt-get could not install it: {done.stderr.strip()[-300:]}")
-    return found
 
 
 def test_kcat_lists_all_brokers_and_topics(env: KafkaEnv) -> None:

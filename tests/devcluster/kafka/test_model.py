@@ -139,6 +139,35 @@ def test_quorum_elects_a_leader_once_a_majority_runs() -> None:
     assert by_id[quorum.leader_id].last_fetch_timestamp_ms == clock.now_ms()
 
 
+def test_bootstrap_servers_only_make_every_started_controller_a_voter() -> None:
+    """KIP-853's dynamic quorum, approximated as the config.py contract says: without
+    controller.quorum.voters, each controller that starts joins the voter set; brokers observe."""
+    clock = SimClock(manual=True, start=T0)
+    model = KafkaClusterModel("dynamic", clock)
+    static = {"controller.quorum.bootstrap.servers": "ctl-0:9093,ctl-1:9093,ctl-2:9093"}
+    for node_id in (1, 2, 3):
+        model.start_node(node_id, roles={"controller"}, static_config=static,
+                         log_dirs=[LogDirSpec("/var/lib/kafka/meta", GiB)],
+                         endpoints=[Endpoint("CONTROLLER", f"ctl-{node_id - 1}", 9093)])
+    model.start_node(101, roles={"broker"}, static_config=static, log_dirs=[LogDirSpec("/data", GiB)])
+    clock.advance(5)
+    quorum = model.quorum_state()
+    assert quorum.leader_id in (1, 2, 3) and quorum.leader_epoch >= 1
+    assert [v.replica_id for v in quorum.voters] == [1, 2, 3]
+    assert [o.replica_id for o in quorum.observers] == [101]
+    for voter in quorum.voters:
+        # The directory id of the voter's metadata log dir, as a KIP-853 voter record carries it.
+        assert voter.replica_directory_id.int != 0
+        assert voter.replica_directory_id == model.node(voter.replica_id).directory_ids[0]
+        assert voter.log_end_offset == quorum.high_watermark
+    # Endpoints come from the controllers themselves (there is no static voters string to read them from).
+    assert quorum.voter_endpoints[2] == (Endpoint("CONTROLLER", "ctl-1", 9093),)
+    assert [b.node_id for b in model.alive_brokers()] == [101]
+    # The approximation: a controller started later joins the voters without an AddRaftVoter.
+    model.start_node(4, roles={"controller"}, static_config=static)
+    assert [v.replica_id for v in model.quorum_state().voters] == [1, 2, 3, 4]
+
+
 def test_stopped_voter_falls_behind_and_catches_up_after_restart(cluster: Cluster) -> None:
     model = cluster.model
     leader = model.active_controller_id()

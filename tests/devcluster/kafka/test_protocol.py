@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import shutil
 import socket
 import struct
 import subprocess
@@ -40,6 +39,7 @@ from devcluster.kafka.protocol import build, request_type, response_type
 from devcluster.kafka.server import KafkaServer
 from devcluster.kafka.simclock import SimClock
 from devcluster.kafka.types import Endpoint, LogDirSpec, NodeView
+from tests.devcluster.kafka.tools import kcat_binary
 
 T = TypeVar("T")
 
@@ -433,6 +433,24 @@ def test_describe_and_alter_topic_and_broker_configs(admin: KafkaAdminClient) ->
     assert broker["process.roles"]["read_only"] is True
     assert broker["process.roles"]["config_source"] == "STATIC_BROKER_CONFIG"
 
+    # Legacy AlterConfigs (key 33) REPLACES the resource's dynamic configs with the ones sent. kafka-python
+    # knows this: it reads the current DYNAMIC_TOPIC_CONFIG entries and re-sends them with the change.
+    assert admin.alter_configs([ConfigResource("TOPIC", name, {"cleanup.policy": "compact"})],
+                               incremental=False) == {"topic": {name: "OK"}}
+    both = admin.describe_configs([ConfigResource("TOPIC", name)])["topic"][name]
+    assert {k: (both[k]["value"], both[k]["config_source"]) for k in ("cleanup.policy", "retention.ms")} == {
+        "cleanup.policy": ("compact", "DYNAMIC_TOPIC_CONFIG"), "retention.ms": ("60000", "DYNAMIC_TOPIC_CONFIG")}
+    # A legacy partial reset sends only the keys to keep: what is not sent goes back to its default.
+    admin.reset_configs([ConfigResource("TOPIC", name, {"cleanup.policy": None})], incremental=False)
+    kept = admin.describe_configs([ConfigResource("TOPIC", name)], config_filter="all")["topic"][name]
+    assert (kept["cleanup.policy"]["value"], kept["cleanup.policy"]["config_source"]) == ("delete", "DEFAULT_CONFIG")
+    assert (kept["retention.ms"]["value"], kept["retention.ms"]["config_source"]) == ("60000", "DYNAMIC_TOPIC_CONFIG")
+    # And an AlterConfigs with no entries at all clears every override.
+    admin.reset_configs([ConfigResource("TOPIC", name)], incremental=False)
+    cleared = admin.describe_configs([ConfigResource("TOPIC", name)], config_filter="all")["topic"][name]
+    assert (cleared["retention.ms"]["value"], cleared["retention.ms"]["config_source"]) == (
+        "604800000", "DEFAULT_CONFIG")  # log.retention.hours=168
+
     # kafka-python ignores per-resource errors here; the wire carries UNKNOWN_TOPIC_OR_PARTITION.
     absent = unique("absent")
     assert admin.describe_configs([ConfigResource("TOPIC", absent)]) == {"topic": {absent: {}}}
@@ -573,6 +591,8 @@ def test_a_stopped_broker_is_fenced_and_its_replicas_reported_offline() -> None:
         served.start()
         name = unique("failover")
         served.call(lambda: served.model.create_topic(name, num_partitions=3, replication_factor=3))
+        lonely = unique("lonely")  # its only replica is on node 3: offline once node 3 is fenced
+        served.call(lambda: served.model.create_topic(lonely, assignment={0: [3]}))
 
         # Node 3's process dies: its listeners go away with it, then the controller fences it.
         async def kill_listeners() -> None:
@@ -596,6 +616,14 @@ def test_a_stopped_broker_is_fenced_and_its_replicas_reported_offline() -> None:
                 assert p["error_code"] == 0 and p["leader_id"] in (1, 2)
                 assert p["offline_replicas"] == [3] and 3 not in p["isr_nodes"]
                 assert sorted(p["replica_nodes"]) == [1, 2, 3]
+            # Unclean election is off: the last ISR member stays in the ISR and the partition has no leader.
+            [offline] = admin.describe_topics([lonely])
+            [p] = offline["partitions"]
+            assert p["error_code"] == 5  # LEADER_NOT_AVAILABLE
+            assert p["leader_id"] == -1 and p["isr_nodes"] == [3] and p["offline_replicas"] == [3]
+            election = admin.elect_leaders(0, {lonely: [0]}, raise_errors=False)
+            [result] = [r for t in election.replica_election_results for r in t.partition_result]
+            assert (result.partition_id, result.error_code) == (0, 80)  # PREFERRED_LEADER_NOT_AVAILABLE
         finally:
             admin.close()
         conn = RawConnection(served.port(1))
@@ -771,9 +799,7 @@ def test_stop_resets_connections_and_restart_keeps_the_port(cluster: ServedClust
 
 
 def test_kcat_lists_brokers_and_topics(cluster: ServedCluster, admin: KafkaAdminClient) -> None:
-    kcat = shutil.which("kcat")
-    if kcat is None:
-        pytest.skip("kcat (librdkafka) is not installed: apt-get install -y kcat")
+    kcat = kcat_binary()
     name = unique("kcat")
     admin.create_topics({name: {"num_partitions": 3, "replication_factor": 2}})
     out = subprocess.run(
