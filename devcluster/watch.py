@@ -5,7 +5,14 @@ Semantics follow kube-apiserver's watch cache:
 - ``resourceVersion=N``: every event after N, then live; N older than the log -> one ERROR event (410);
 - ``sendInitialEvents=true`` (watch-list, kubectl >= 1.35): ADDED for every object, then a BOOKMARK
   annotated ``k8s.io/initial-events-end: "true"``, then live;
-- selectors: an object that starts matching arrives as ADDED, one that stops matching as DELETED;
+- ``resourceVersion=N`` newer than the store: no error; only events after N are sent (the cacher's
+  watchers drop everything at or below the requested revision), so the stream stays quiet until then;
+- watch-list from a revision newer than the store: the server waits up to ``TOO_LARGE_RV_WAIT`` seconds
+  for it, then sends one ERROR event, 504 Timeout ``Too large resource version: N, current: M`` with
+  cause ``ResourceVersionTooLarge`` (the cacher's ``waitUntilFreshAndBlock``);
+- selectors: an object that starts matching arrives as ADDED; one that stops matching arrives as
+  DELETED carrying its *previous* state (which still matched) with the event's resourceVersion, as the
+  watch cache sends ``PrevObject``;
 - ``allowWatchBookmarks``: periodic BOOKMARK events carrying the newest revision;
 - ``timeoutSeconds``: the server ends the stream.
 """
@@ -26,6 +33,9 @@ from devcluster.registry import ResourceType
 from devcluster.store import ExpiredError, Obj, Store, WatchEvent
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+# How long a watch-list from a future revision waits for the store to catch up (kube-apiserver's
+# blockTimeout in waitUntilFreshAndBlock is 3 s); a module attribute so tests may shorten it.
+TOO_LARGE_RV_WAIT = 3.0
 
 
 @dataclass
@@ -90,9 +100,24 @@ def translate(event: WatchEvent, matches: Callable[[Obj], bool]) -> tuple[str, O
         return "MODIFIED", event.obj
     if now:
         return "ADDED", event.obj
-    if before:
-        return "DELETED", event.obj
+    if before and event.old is not None:
+        return "DELETED", _left_selector(event.old, event.rv)
     return None
+
+
+def _left_selector(old: Obj, rv: int) -> Obj:
+    """The DELETED object for a watcher whose selector the object stopped matching: its previous state
+    (the one the watcher last saw matching) stamped with the event's revision, so a client resuming
+    from it does not replay the change. Shallow copies: stored objects are never mutated."""
+    return {**old, "metadata": {**old["metadata"], "resourceVersion": str(rv)}}
+
+
+def too_large(requested: int, current: int) -> errors.ApiError:
+    """``storage.NewTooLargeResourceVersionError``: 504 Timeout, retry after 1 s, cause ResourceVersionTooLarge."""
+    err = errors.ApiError(504, "Timeout", f"Timeout: Too large resource version: {requested}, current: {current}",
+                          retry_after_seconds=1)
+    err.causes = [errors.Cause("ResourceVersionTooLarge", "Too large resource version")]
+    return err
 
 
 async def serve_watch(request: web.Request, store: Store, rt: ResourceType, namespace: str | None,
@@ -111,19 +136,35 @@ async def serve_watch(request: web.Request, store: Store, rt: ResourceType, name
     resp: web.StreamResponse | None = None
     try:
         initial: list[tuple[str, Obj]] = []
-        # Everything runs on one event loop, so the snapshot below and the subscription agree exactly.
-        last_sent = store.current_rv
         end_marker = False
         rv = params.resource_version
+        since: int | None = None
+        if rv is not None and rv != "0":
+            try:
+                since = int(rv)
+            except ValueError:
+                raise errors.bad_request(f"invalid resource version: {rv}") from None
+        if params.send_initial_events and since is not None and since > store.current_rv:
+            # Watch-list must start at least as fresh as the requested revision: wait a bounded time.
+            loop = asyncio.get_running_loop()
+            give_up = loop.time() + TOO_LARGE_RV_WAIT
+            while store.current_rv < since and loop.time() < give_up:
+                await asyncio.sleep(min(0.05, max(0.0, give_up - loop.time())))
+            if store.current_rv < since:
+                resp = await _start(request)
+                await resp.write(_frame("ERROR", too_large(since, store.current_rv).to_status()))
+                return resp
+        # Everything runs on one event loop, so the snapshot below and the subscription agree exactly.
+        last_sent = store.current_rv
+        # A plain watch from a revision the store has not reached yet sends only events after it.
+        floor = since if since is not None and not params.send_initial_events and since > last_sent else None
         try:
-            if params.send_initial_events or rv in (None, "0"):
+            if params.send_initial_events or since is None:
                 initial = [("ADDED", o) for o in store.list(rt.key, namespace) if matches(o)]
                 end_marker = params.send_initial_events
+            elif floor is not None:
+                last_sent = floor
             else:
-                try:
-                    since = int(rv)
-                except ValueError:
-                    raise errors.bad_request(f"invalid resource version: {rv}") from None
                 for ev in store.events_since(since, rt.key, namespace):
                     shown = translate(ev, matches)
                     if shown:
@@ -158,7 +199,9 @@ async def serve_watch(request: web.Request, store: Store, rt: ResourceType, name
                     event = await sub.queue.get()
             except TimeoutError:
                 if params.allow_bookmarks and loop.time() >= next_bookmark:
-                    await resp.write(framed("BOOKMARK", bookmark(rt, store.current_rv)))
+                    # The cacher drops bookmarks at or below a watcher's starting revision.
+                    if floor is None or store.current_rv > floor:
+                        await resp.write(framed("BOOKMARK", bookmark(rt, store.current_rv)))
                     next_bookmark = loop.time() + bookmark_interval
                 continue
             if event is None:  # the server (or a fault) ends the stream
