@@ -68,4 +68,5 @@ def apply_scale(api: ApiServer, rt: ResourceType, namespace: str | None, name: s
     set_path(updated, rt.scale.spec_replicas_path, replicas)
     rv = (scale.get("metadata") or {}).get("resourceVersion")
     updated["metadata"]["resourceVersion"] = rv if rv else current["metadata"]["resourceVersion"]
-    return api.update(rt, namespace, name, updated)
+    # As its own subresource, so fault rules can target ``<plural>/scale`` writes apart from the main resource.
+    return api.update(rt, namespace, name, updated, subresource="scale")
