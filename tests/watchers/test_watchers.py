@@ -55,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
     from watchers.kafkaclusters import ClusterState, KafkaClusterWatcher, decide
     from watchers.leader import LeaderElector, LeaseConfig
     from watchers.owned import OwnedWatcher, drift_reason, owning_cluster
-    from watchers.reflector import ObjectEvent
+    from watchers.reflector import ObjectEvent, Reflector
     from watchers.runner import Watchers, WatcherSettings
 
 NS = "default"
@@ -215,6 +215,25 @@ async def nth_spec_signal(temporal_client: Client, name: str, n: int) -> list[Sp
     sigs = await eventually(got, message=f"{n} spec_changed signal(s) for {name}")
     assert len(sigs) == n, f"expected exactly {n} signals, got {sigs}"
     return sigs
+
+
+def store_writes(dc: DevClusterThread) -> list[tuple[str, str, str]]:
+    """From now on, every write devcluster commits, as (event type, resource key, namespace/name) -- from
+    its own store, so nothing a client does escapes it. Writes of devcluster's own node controller
+    (``/nodes``, ``kube-node-lease``) are left out."""
+    seen: list[tuple[str, str, str]] = []
+
+    def install(cluster: Any) -> None:
+        def listener(event: Any) -> None:
+            meta = event.obj["metadata"]
+            where = f"{meta.get('namespace', '')}/{meta['name']}"
+            if event.key != "/nodes" and not where.startswith("kube-node-lease/"):
+                seen.append((event.type, event.key, where))
+
+        cluster.api.store.listeners.append(listener)
+
+    dc.call(install)
+    return seen
 
 
 # -- pure decisions ---------------------------------------------------------------------------------
@@ -397,6 +416,49 @@ async def test_relist_after_expired_watch_loses_nothing(dc: DevClusterThread, cu
         assert metric("ballast_watch_restarts_total", resource="kafkaclusters", reason="expired") == expired_before + 1
 
 
+async def test_bookmarks_keep_the_resume_point(dc: DevClusterThread, api_client: client.ApiClient) -> None:
+    """Writes to other collections move the server's revision on; only BOOKMARKs tell a quiet watch about
+    it. History compacted up to the bookmarked revision must not force a relist after the stream drops
+    (resuming from the last object event's revision would get 410 Expired)."""
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "watched"}})
+    reflector = Reflector("configmaps", core.list_namespaced_config_map, NS)
+    seen: list[ObjectEvent] = []
+
+    async def handle(event: ObjectEvent) -> None:
+        seen.append(event)
+
+    async with running(reflector.run(handle)):
+        await eventually(lambda: asyncio.sleep(0, reflector.synced.is_set()), message="first list")
+        listed_at = int(reflector.resource_version or 0)
+        for i in range(3):
+            core.create_namespaced_secret(NS, {"metadata": {"name": f"elsewhere-{i}"}})
+        head: int = dc.call(lambda c: c.api.store.current_rv)
+        assert head > listed_at
+
+        async def bookmarked() -> int | None:
+            await asyncio.sleep(0)
+            rv = int(reflector.resource_version or 0)
+            return rv if rv >= head else None
+
+        resume_at = await eventually(bookmarked, timeout=5, message="a BOOKMARK at the newest revision")
+        expired = metric("ballast_watch_restarts_total", resource="configmaps", reason="expired")
+        writes = store_writes(dc)
+
+        def drop_and_compact(cluster: Any) -> None:
+            cluster.faults.drop_watches("/configmaps")
+            cluster.faults.expire(upto_rv=resume_at)
+
+        dc.call(drop_and_compact)
+        core.create_namespaced_config_map(NS, {"metadata": {"name": "after"}})
+        await eventually(lambda: asyncio.sleep(0, any(e.obj["metadata"]["name"] == "after" for e in seen)),
+                         message="the event after the reconnect")
+    assert metric("ballast_watch_restarts_total", resource="configmaps", reason="expired") == expired
+    assert [(e.type, e.key, e.relisted) for e in seen] == [("ADDED", (NS, "watched"), True),
+                                                          ("ADDED", (NS, "after"), False)]
+    assert [key for _, key, _ in writes] == ["/configmaps"]  # the test's own; a reflector only reads
+
+
 # -- owned objects ----------------------------------------------------------------------------------
 
 async def test_owned_drift_signals_the_running_workflow_only(dc: DevClusterThread, api_client: client.ApiClient,
@@ -453,6 +515,51 @@ async def test_owned_drift_signals_the_running_workflow_only(dc: DevClusterThrea
         with pytest.raises(RPCError) as err:
             await tc.get_workflow_handle(cluster_workflow_id(NS, "ghost")).describe()
         assert err.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_owned_drift_is_debounced_per_object(dc: DevClusterThread, api_client: client.ApiClient,
+                                                   temporal: WorkflowEnvironment) -> None:
+    """A burst of Ready flips of one pod within the debounce window is one signal (the latest reason);
+    the next flip after it is the next signal. The watcher writes nothing to the cluster meanwhile."""
+    tq = f"tq-{uuid.uuid4()}"
+    tc = temporal.client
+    core = client.CoreV1Api(api_client)
+    labels = {"app.kubernetes.io/managed-by": "ballast", "kafka.ballast.dev/cluster": "demo"}
+    # Bound to a node no kubelet serves: only this test writes the pod's status, as a kubelet would.
+    core.create_namespaced_pod(NS, {"metadata": {"name": "demo-broker-0", "labels": labels},
+                                    "spec": {"nodeName": "offline-node",
+                                             "containers": [{"name": "kafka", "image": "apache/kafka:3.9.1"}]}})
+
+    def set_ready(ready: bool) -> None:
+        core.patch_namespaced_pod_status("demo-broker-0", NS, {"status": {"conditions": [
+            {"type": "Ready", "status": str(ready)}]}})
+
+    set_ready(True)
+    await tc.start_workflow("KafkaClusterWorkflow", KafkaClusterWorkflowInput(namespace=NS, name="demo"),
+                            id=cluster_workflow_id(NS, "demo"), task_queue=tq)
+    watcher = OwnedWatcher(api_client, tc, debounce=1.0)
+    pods = next(r for kind, r in watcher.reflectors if kind == "Pod")
+
+    async def got(n: int) -> list[ObservedChanged] | None:
+        sigs = await observed_signals(tc, "demo")
+        return sigs if len(sigs) >= n else None
+
+    writes = store_writes(dc)
+    async with recording_worker(tc, tq), running(watcher.run()):
+        await eventually(lambda: asyncio.sleep(0, pods.synced.is_set()), message="pods listed")
+        started = time.monotonic()
+        for ready in (False, True, False, True, False):
+            set_ready(ready)
+        burst = time.monotonic() - started
+        sigs = await eventually(lambda: got(1), message="the burst's signal")
+        set_ready(True)
+        sigs = await eventually(lambda: got(2), message="the next flip's signal")
+    assert burst < watcher.debounce, f"the flips took {burst:.2f}s: not one burst"
+    assert [(s.kind, s.name, s.reason) for s in sigs] == [("Pod", "demo-broker-0", "PodNotReady"),
+                                                          ("Pod", "demo-broker-0", "PodReady")]
+    assert int(sigs[0].resource_version) < int(sigs[1].resource_version)
+    # Only the six status writes this test made: the watcher signals, it never writes.
+    assert writes == [("MODIFIED", "/pods", f"{NS}/demo-broker-0")] * 6
 
 
 # -- tracing and metrics ----------------------------------------------------------------------------
@@ -601,9 +708,11 @@ async def test_exactly_one_leader_and_failover(api_client: client.ApiClient) -> 
 
 
 async def test_only_the_leading_replica_signals_and_a_new_leader_resyncs(
-        custom: client.CustomObjectsApi, api_client: client.ApiClient, temporal: WorkflowEnvironment) -> None:
+        dc: DevClusterThread, custom: client.CustomObjectsApi, api_client: client.ApiClient,
+        temporal: WorkflowEnvironment) -> None:
     tq = f"tq-{uuid.uuid4()}"
     tc = temporal.client
+    writes = store_writes(dc)
 
     def replica(identity: str) -> Watchers:
         settings = WatcherSettings(namespaces=(NS,), task_queue=tq, lease_namespace=NS, identity=identity,
@@ -638,3 +747,9 @@ async def test_only_the_leading_replica_signals_and_a_new_leader_resyncs(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+    # Two replicas, a failover and three signals later, the only writes besides the test's own KafkaCluster
+    # create and patch are the replicas' Lease.
+    clusters = f"{GROUP}/{PLURAL}"
+    assert [w for w in writes if w[1] != "coordination.k8s.io/leases"] == [
+        ("ADDED", clusters, f"{NS}/demo"), ("MODIFIED", clusters, f"{NS}/demo")]
+    assert {name for _, key, name in writes if key == "coordination.k8s.io/leases"} == {f"{NS}/ballast-watchers"}
