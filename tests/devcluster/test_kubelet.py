@@ -249,6 +249,52 @@ def test_never_ready_then_ready_and_image_delays(dc: DevClusterThread, core: cli
     wait_for(lambda: (p := get_pod(core, "shy")) and is_ready(p), message="shy ready")
 
 
+def test_slow_pods_and_image_delays_hold_running_and_ready_back(dc: DevClusterThread,
+                                                                 core: client.CoreV1Api) -> None:
+    """Per-label (``Behavior.slow``) and per-image delays, from the pods' own watch events.
+
+    Each delay is a lower bound measured from before the pods were created; the order of milestones
+    across pods is asserted where the delays differ by at least half a second.
+    """
+    kubelet_call(dc, lambda k: k.set_behavior("app=slow", Behavior.slow(2.0, 1.0)))
+    kubelet_call(dc, lambda k: k.set_image_delays("slowimg", 0.7, 0.7))
+    start = core.list_namespaced_pod(NS).metadata.resource_version
+    slow_image = [{"name": "app", "image": "registry.example/slowimg:1"}]
+    t0 = time.monotonic()
+    core.create_namespaced_pod(NS, pod_body("fast", labels={"app": "fast", "suite": "delays"}))
+    core.create_namespaced_pod(NS, pod_body("img", labels={"app": "img", "suite": "delays"}, containers=slow_image))
+    core.create_namespaced_pod(NS, pod_body("slow", labels={"app": "slow", "suite": "delays"}))
+    # A label behaviour's delays win over the image's.
+    core.create_namespaced_pod(NS, pod_body("both", labels={"app": "slow", "suite": "delays"}, containers=slow_image))
+    milestones: list[tuple[str, str]] = []  # (pod, "Running" | "Ready") in the order the watch delivered them
+    at: dict[tuple[str, str], float] = {}
+    w = watch.Watch()
+    for ev in w.stream(core.list_namespaced_pod, NS, label_selector="suite=delays", resource_version=start,
+                       timeout_seconds=20):
+        pod = ev["object"]
+        for reached, holds in (("Running", pod.status.phase == "Running"), ("Ready", is_ready(pod))):
+            key = (pod.metadata.name, reached)
+            if holds and key not in at:
+                at[key] = time.monotonic() - t0
+                milestones.append(key)
+        if all((name, "Ready") in at for name in ("fast", "img", "slow", "both")):
+            w.stop()
+    assert len(at) == 8, f"not every pod became Running and Ready: {milestones}"
+    # Lower bounds: nothing became Running before its start delay, or Ready before start + ready delay.
+    for name, start_delay, ready_delay in (("img", 0.7, 0.7), ("slow", 2.0, 1.0), ("both", 2.0, 1.0)):
+        assert at[(name, "Running")] >= start_delay, (name, at)
+        assert at[(name, "Ready")] >= start_delay + ready_delay, (name, at)
+    # Running strictly before Ready, for each pod, in the stream itself.
+    for name in ("fast", "img", "slow", "both"):
+        assert milestones.index((name, "Running")) < milestones.index((name, "Ready"))
+    # Default pods (0.2 s + 0.3 s) are Ready before the slow image's (1.4 s), which are Ready before the
+    # slow label's pods (2 s) even run.
+    order = [milestones.index(m) for m in (("fast", "Ready"), ("img", "Ready"), ("slow", "Running"),
+                                           ("slow", "Ready"))]
+    assert order == sorted(order), milestones
+    assert milestones.index(("img", "Ready")) < milestones.index(("both", "Running")), milestones
+
+
 def test_image_update_restarts_the_container(core: client.CoreV1Api) -> None:
     core.create_namespaced_pod(NS, pod_body("upd"))
     wait_for(lambda: (p := get_pod(core, "upd")) and is_ready(p), message="ready")
