@@ -31,10 +31,12 @@ from activities.contracts import (
     StatusUpdate,
     WaitInput,
 )
+from activities.kube import CONFLICT_RETRIES, KUBERNETES_API_ERROR
 from ballast.config import KafkaAddressing, OperatorSettings
 from ballast.manifests import SPEC_HASH_ANNOTATION, RenderInput, cluster_selector, render_cluster
 from ballast.messages import ClusterRef
 from ballast.spec import GROUP, KIND, PLURAL, VERSION, KafkaClusterSpec
+from devcluster.cluster import DevClusterThread
 from tests.conftest import wait_for
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "deploy" / "crds" / f"{PLURAL}.{GROUP}.yaml"
@@ -196,6 +198,79 @@ def test_apply_rejects_an_invalid_spec_naming_the_field(custom: client.CustomObj
         env.run(acts.apply_manifests, apply_input({**kc, "spec": spec}))
     assert err.value.type == "InvalidManifest" and err.value.non_retryable
     assert "spec.brokers.replicas" in err.value.message
+
+
+# -- API errors: conflicts retried, server errors retryable ----------------------------------------------------
+
+
+def _injected(dc: DevClusterThread) -> list[tuple[str, str, str, int]]:
+    return list(dc.call(lambda c: list(c.faults.injected)))
+
+
+def test_apply_retries_through_conflicts_and_gives_up_with_a_clear_error(
+        dc: DevClusterThread, custom: client.CustomObjectsApi, acts: ClusterActivities, env: ActivityEnvironment,
+        core: client.CoreV1Api) -> None:
+    kc = create_cluster(custom, SMALL)
+    # Two 409s on a create (someone created it after our read): re-read, retried, created.
+    dc.call(lambda c: c.faults.fail_next(2, 409, verb="create", resource="configmaps"))
+    assert env.run(acts.apply_manifests, apply_input(kc)).created == ALL_OBJECTS
+    assert _injected(dc) == [("create", "configmaps", "demo-controller-config", 409)] * 2
+
+    # Two 409s on an update (a stale resourceVersion): re-read, retried, updated.
+    core.patch_namespaced_config_map("demo-broker-config", NS, {"data": {"KAFKA_NUM_NETWORK_THREADS": "99"},
+                                                                 "metadata": {"annotations": {
+                                                                     SPEC_HASH_ANNOTATION: "edited"}}})
+    dc.call(lambda c: c.faults.fail_next(2, 409, verb="update", resource="configmaps"))
+    assert env.run(acts.apply_manifests, apply_input(kc)).updated == ["ConfigMap/demo-broker-config"]
+    assert _injected(dc)[2:] == [("update", "configmaps", "demo-broker-config", 409)] * 2
+    assert core.read_namespaced_config_map("demo-broker-config", NS).data.get("KAFKA_NUM_NETWORK_THREADS") != "99"
+
+    # A conflict on every attempt: a retryable "Conflict" naming the object (Temporal retries the activity).
+    core.delete_namespaced_service("demo-kafka-bootstrap", NS)
+    dc.call(lambda c: c.faults.fail_next(CONFLICT_RETRIES, 409, verb="create", resource="services"))
+    with pytest.raises(ApplicationError) as err:
+        env.run(acts.apply_manifests, apply_input(kc))
+    assert err.value.type == "Conflict" and not err.value.non_retryable
+    assert err.value.message == f"Service/demo-kafka-bootstrap: kept changing under us (409 {CONFLICT_RETRIES} times)"
+    # The next attempt, the conflict over, finishes the job.
+    assert env.run(acts.apply_manifests, apply_input(kc)).created == ["Service/demo-kafka-bootstrap"]
+
+
+def test_a_server_error_is_retryable(dc: DevClusterThread, custom: client.CustomObjectsApi,
+                                     acts: ClusterActivities, env: ActivityEnvironment, ref: ClusterRef) -> None:
+    kc = create_cluster(custom, SMALL)
+    dc.call(lambda c: c.faults.fail_next(1, 500, verb="create", resource="statefulsets"))
+    with pytest.raises(ApplicationError) as err:
+        env.run(acts.apply_manifests, apply_input(kc))
+    assert err.value.type == KUBERNETES_API_ERROR and not err.value.non_retryable
+    assert err.value.message.startswith("StatefulSet/demo-controller: HTTP 500: Internal error occurred")
+    # The retry (what Temporal does with it) carries on where the failed attempt stopped.
+    retried = env.run(acts.apply_manifests, apply_input(kc))
+    assert retried.unchanged == ALL_OBJECTS[:3] and retried.created == ALL_OBJECTS[3:]
+
+    dc.call(lambda c: c.faults.fail_next(1, 500, verb="update", resource="kafkaclusters/status"))
+    with pytest.raises(ApplicationError) as err:
+        env.run(acts.update_status, StatusUpdate(ref=ref, phase="Provisioning"))
+    assert err.value.type == KUBERNETES_API_ERROR and not err.value.non_retryable
+    assert "HTTP 500" in err.value.message
+    assert env.run(acts.update_status, StatusUpdate(ref=ref, phase="Provisioning")) is True
+
+
+def test_update_status_retries_through_conflicts_and_gives_up_with_a_clear_error(
+        dc: DevClusterThread, custom: client.CustomObjectsApi, acts: ClusterActivities, env: ActivityEnvironment,
+        ref: ClusterRef) -> None:
+    create_cluster(custom, SMALL)
+    dc.call(lambda c: c.faults.fail_next(2, 409, verb="update", resource="kafkaclusters/status"))
+    assert env.run(acts.update_status, StatusUpdate(ref=ref, phase="Provisioning", observed_generation=1)) is True
+    assert get_kc(custom)["status"]["phase"] == "Provisioning"
+    assert _injected(dc) == [("update", "kafkaclusters/status", "demo", 409)] * 2
+
+    dc.call(lambda c: c.faults.fail_next(CONFLICT_RETRIES, 409, verb="update", resource="kafkaclusters/status"))
+    with pytest.raises(ApplicationError) as err:
+        env.run(acts.update_status, StatusUpdate(ref=ref, phase="Ready"))
+    assert err.value.type == "Conflict" and not err.value.non_retryable
+    assert err.value.message == f"{KIND}/demo: status kept changing (409 {CONFLICT_RETRIES} times)"
+    assert get_kc(custom)["status"]["phase"] == "Provisioning"
 
 
 # -- observe -------------------------------------------------------------------------------------------------
