@@ -84,6 +84,18 @@ def test_crd_appears_in_discovery(widgets: client.CustomObjectsApi, api_client: 
     names = {r.name: r for r in listed.resources}
     assert names[PLURAL].kind == "Widget" and names[PLURAL].short_names == ["wd"]
     assert {"widgets/status", "widgets/scale"} <= set(names)
+    # The names were accepted (no conflict) before the CRD became Established, with upstream's texts.
+    crd = client.ApiextensionsV1Api(api_client).read_custom_resource_definition(f"{PLURAL}.{GROUP}")
+    conds = {c.type: c for c in crd.status.conditions}
+    assert [c.type for c in crd.status.conditions] == ["NamesAccepted", "Established"]
+    assert (conds["NamesAccepted"].status, conds["NamesAccepted"].reason, conds["NamesAccepted"].message) == \
+        ("True", "NoConflicts", "no conflicts found")
+    assert (conds["Established"].status, conds["Established"].reason, conds["Established"].message) == \
+        ("True", "InitialNamesAccepted", "the initial names have been accepted")
+    accepted = crd.status.accepted_names
+    assert (accepted.plural, accepted.singular, accepted.kind, accepted.list_kind, accepted.short_names) == \
+        (PLURAL, "widget", "Widget", "WidgetList", ["wd"])
+    assert crd.status.stored_versions == [VERSION]
 
 
 def test_custom_resource_crud_and_defaults(widgets: client.CustomObjectsApi) -> None:
