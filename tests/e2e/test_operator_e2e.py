@@ -16,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from ballast.devserver import DevServer
+from ballast.manifests import cluster_selector
 from ballast.spec import GROUP, PLURAL, VERSION
 from tests.conftest import Kubectl, wait_for
 from tests.e2e.conftest import OperatorProcess
@@ -57,8 +58,9 @@ def test_create_to_ready_then_spec_change_then_delete(operator: OperatorProcess,
     assert status["observedGeneration"] == 1 and status["readyBrokers"] == "3/3" and status["clusterId"]
     assert {s.metadata.name for s in apps.list_namespaced_stateful_set("default").items} == {
         "alpha-controller", "alpha-broker"}
-    table = kubectl.run("get", "kc", "alpha").stdout
-    assert "3/3" in table and "Ready" in table
+    header, row = kubectl.run("get", "kc", "alpha").stdout.splitlines()
+    assert header.split() == ["NAME", "BROKERS", "PHASE", "OPERATION", "AGE"]
+    assert row.split()[:3] == ["alpha", "3/3", "Ready"]
 
     # A spec change: a new generation, reconciled, observedGeneration follows.
     custom.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "alpha",
@@ -69,7 +71,20 @@ def test_create_to_ready_then_spec_change_then_delete(operator: OperatorProcess,
     config = core.read_namespaced_config_map("alpha-broker-config", "default")
     assert "24" in json.dumps(config.data)
 
-    # Delete: owned objects are garbage-collected and the workflow ends.
+    # The scale subresource: kubectl scale is a new generation with 4 brokers, reconciled like any other.
+    kubectl.run("scale", "kc/alpha", "--replicas=4")
+    assert _get(custom, "alpha")["spec"]["brokers"]["replicas"] == 4
+    wait_for(lambda: (_get(custom, "alpha")["status"].get("observedGeneration") == 3
+                      and _get(custom, "alpha")["status"].get("readyBrokers") == "4/4"), timeout=90,
+             message="generation 3 (4 brokers) reconciled")
+    assert apps.read_namespaced_stateful_set("alpha-broker", "default").status.ready_replicas == 4
+    assert kubectl.run("get", "kc", "alpha", "--no-headers").stdout.split()[:3] == ["alpha", "4/4", "Ready"]
+    claims = {c.metadata.name for c in core.list_namespaced_persistent_volume_claim("default").items}
+    assert claims == {f"data-alpha-broker-{i}" for i in range(4)} | {
+        f"data-alpha-controller-{i}" for i in (1000, 1001, 1002)}
+
+    # Delete: owned objects are garbage-collected, the claims are kept (deleteClaim defaults to false),
+    # and the workflow ends.
     custom.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "alpha")
 
     def gone() -> bool:
@@ -80,8 +95,17 @@ def test_create_to_ready_then_spec_change_then_delete(operator: OperatorProcess,
         return False
 
     wait_for(gone, timeout=60, message="KafkaCluster deleted (finalizer removed)")
+    selector = cluster_selector("alpha")
+    policy = client.PolicyV1Api(apps.api_client)
     wait_for(lambda: not apps.list_namespaced_stateful_set("default").items, timeout=30,
              message="StatefulSets garbage-collected")
+    wait_for(lambda: not (core.list_namespaced_service("default", label_selector=selector).items
+                          or core.list_namespaced_config_map("default", label_selector=selector).items
+                          or policy.list_namespaced_pod_disruption_budget("default", label_selector=selector).items),
+             timeout=30, message="Services, ConfigMaps and PodDisruptionBudgets garbage-collected")
+    wait_for(lambda: not core.list_namespaced_pod("default", label_selector=selector).items, timeout=30,
+             message="pods gone")
+    assert {c.metadata.name for c in core.list_namespaced_persistent_volume_claim("default").items} == claims
     wait_for(lambda: _workflow_status(temporal_server, "kafkacluster/default/alpha")
              == WorkflowExecutionStatus.COMPLETED, timeout=30, message="cluster workflow completed")
 
