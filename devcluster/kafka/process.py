@@ -33,7 +33,10 @@ Lifecycle of a :class:`SimKafkaProcess` (one KRaft node of the shared cluster mo
   (and at start while they are still failed).
 
 Log dir capacity: the ``status.capacity.storage`` of the PVC mounted at (or above) the log dir, else the
-``sizeLimit`` of an emptyDir, else the node's allocatable ephemeral storage. It is read at process start.
+``sizeLimit`` of an emptyDir, else the node's allocatable ephemeral storage. It is read at process start and
+then every ``WATCH_INTERVAL_S`` while the process runs, so an online PVC expansion shows in DescribeLogDirs'
+``total_bytes`` once the kubelet has grown the filesystem (``status.capacity``), without a restart - a real
+broker asks the filesystem on every DescribeLogDirs.
 """
 
 from __future__ import annotations
@@ -396,13 +399,23 @@ class SimKafkaProcess:
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             current = model.node(cfg.node_id)
-            if not current.running or current.incarnation_id != self._incarnation:
-                # The model stopped this node (all its log dirs failed): the JVM halts.
-                self._registered = False
-                self._finish(EXIT_CONFIG_ERROR, f"Shutdown broker because all log dirs in {','.join(cfg.log_dirs)} "
-                                                "have failed")
-                await self._stop_servers()
-                return
+            if current.running and current.incarnation_id == self._incarnation:
+                self._refresh_capacities(current.log_dirs)
+                continue
+            # The model stopped this node (all its log dirs failed): the JVM halts.
+            self._registered = False
+            self._finish(EXIT_CONFIG_ERROR, f"Shutdown broker because all log dirs in {','.join(cfg.log_dirs)} "
+                                            "have failed")
+            await self._stop_servers()
+            return
+
+    def _refresh_capacities(self, log_dirs: tuple[LogDirSpec, ...]) -> None:
+        """Push a changed volume size (online PVC expansion) into the model."""
+        assert self.model is not None and self.config is not None
+        for spec in log_dirs:
+            capacity = log_dir_capacity(self.ctx, self.runtime.api, spec.path)
+            if capacity != spec.capacity_bytes:
+                self.model.set_log_dir_capacity(self.config.node_id, spec.path, capacity)
 
     def _all_dirs_failed(self) -> bool:
         assert self.model is not None and self.config is not None

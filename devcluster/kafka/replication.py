@@ -80,6 +80,18 @@ class ReplicationMixin:
                 views.append(LogDirView(path, ErrorCode.NONE, d.capacity, usable, tuple(by_dir[path])))
         return views
 
+    def set_log_dir_capacity(self, node_id: int, path: str, capacity_bytes: int) -> None:
+        """The filesystem behind a log dir changed size (an online volume expansion): DescribeLogDirs
+        reports the new ``total_bytes`` from now on, as a real broker does (it asks the filesystem on
+        every request). History: ``log_dir_resized`` (node, path) when the size changed.
+        Raises KeyError for an unknown node or log dir."""
+        self._sync()
+        d = self._nodes[node_id].dirs[path]
+        if d.capacity == int(capacity_bytes):
+            return
+        d.capacity = int(capacity_bytes)
+        self._record(HistoryEvent(self._now, "log_dir_resized", node=node_id, path=path))
+
     def fail_log_dir(self, broker_id: int, path: str) -> None:
         """Simulate a disk failure: the dir's replicas go offline (KAFKA_STORAGE_ERROR), leave the ISR and
         lose leadership; a broker with no online dir left shuts down, as Kafka does."""

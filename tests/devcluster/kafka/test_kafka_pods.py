@@ -7,6 +7,11 @@ advertised listeners naming the pods' DNS names. Everything after that goes thro
 kafka-python's KafkaAdminClient bootstrapping through a ClusterIP Service's loopback port, kcat, the
 ``kubernetes`` client and the ``ballast devcluster kafka`` CLI.
 
+Later tests change the cluster the way operations do: a broker pod killed (grace 0) and one deleted, the
+active controller's pod deleted while the nodes are cordoned, a claim expanded online, a fifth broker with
+two log dirs whose disks fail and come back (driven by the CLI), and last a second cluster of combined-mode
+``confluentinc/cp-kafka`` pods.
+
 One devcluster serves the whole module; the simulation clock runs 20x faster than the wall clock (100x
 while a reassignment copies), so simulated minutes take seconds.
 """
@@ -24,7 +29,7 @@ from typing import Any, TypeVar
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource
-from kafka.errors import KafkaConnectionError, NodeNotReadyError, UnknownBrokerIdError
+from kafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError, UnknownBrokerIdError
 from kafka.structs import TopicPartition
 from kubernetes import client
 from kubernetes import config as kube_config
@@ -395,3 +400,297 @@ def test_a_misconfigured_controller_exits_1_and_is_restarted(env: KafkaEnv) -> N
         return bool(last and last.exit_code == 1 and status[0].restart_count >= 1)
     wait_for(crashed, timeout=10, message="bad-controller exited 1 and was restarted")
     env.core.delete_namespaced_pod("bad-controller", NS, grace_period_seconds=0)
+
+
+# --------------------------------------------------------------------------- crashes and failover
+
+
+def history_since(env: KafkaEnv, since: float) -> list[Any]:
+    return env.on_loop(lambda m: [e for e in m.history() if e.time >= since])
+
+
+def recreated_and_ready(env: KafkaEnv, name: str, old_uid: str) -> bool:
+    try:
+        pod = env.core.read_namespaced_pod(name, NS)
+    except client.ApiException:
+        return False
+    return pod.metadata.uid != old_uid and pod_ready(env.core, name)
+
+
+def test_killing_a_broker_pod_fences_it_only_after_the_session_timeout(env: KafkaEnv) -> None:
+    env.admin.create_topics({"crash": {"assignments": {0: [103, 100, 102]}}})
+    old_uid = env.core.read_namespaced_pod("kafka-broker-103", NS).metadata.uid
+    since = env.on_loop(lambda m: m.now)
+
+    env.core.delete_namespaced_pod("kafka-broker-103", NS, grace_period_seconds=0)  # SIGKILL, no shutdown
+
+    def fenced() -> Any:
+        return next((e for e in history_since(env, since) if e.kind == "broker_fenced" and e.node == 103), None)
+
+    fence = wait_for(fenced, timeout=10, message="broker 103 fenced")
+    history = history_since(env, since)
+    stop = next(e for e in history if e.kind == "node_stop" and e.node == 103)
+    assert stop.graceful is False
+    # The controller notices the silence only when broker.session.timeout.ms (9 s) has passed: the ISR
+    # and the leadership change then, not at the kill.
+    assert fence.reason == "session_timeout"
+    assert fence.time - stop.time == pytest.approx(9.0, abs=1e-6)
+    [shrunk] = [e for e in history if e.kind == "isr" and e.topic == "crash" and 103 not in e.isr][:1]
+    assert shrunk.time == fence.time and shrunk.leader == 100
+    wait_for(lambda: recreated_and_ready(env, "kafka-broker-103", old_uid), timeout=15,
+             message="kafka-broker-103 recreated and Ready")
+    wait_for(lambda: 103 in env.topic("crash")["partitions"][0]["isr_nodes"], timeout=10,
+             message="broker 103 back in the ISR")
+
+
+def quorum_partition(env: KafkaEnv) -> dict[str, Any] | None:
+    """DescribeQuorum's partition, or None while the quorum has no leader (the broker that forwards the
+    request answers REQUEST_TIMED_OUT then, as a real one does after its forwarding timeout)."""
+    try:
+        [partition] = env.retry(env.admin.describe_metadata_quorum, "describe_metadata_quorum")["topics"][0][
+            "partitions"]
+    except RequestTimedOutError:
+        return None
+    return partition
+
+
+def set_nodes_schedulable(env: KafkaEnv, schedulable: bool) -> None:
+    for node in env.core.list_node().items:
+        env.core.patch_node(node.metadata.name, {"spec": {"unschedulable": not schedulable}})
+
+
+def test_deleting_the_active_controller_pod_elects_a_new_leader_and_it_catches_up(env: KafkaEnv) -> None:
+    before = quorum_partition(env)
+    assert before is not None
+    old_leader, old_epoch = before["leader_id"], before["leader_epoch"]
+    name = f"kafka-controller-{old_leader}"
+    old_uid = env.core.read_namespaced_pod(name, NS).metadata.uid
+    # Cordon every node so the StatefulSet's replacement pod stays Pending while the quorum is looked at.
+    set_nodes_schedulable(env, False)
+    try:
+        env.core.delete_namespaced_pod(name, NS)
+
+        def stale_voter() -> tuple[dict[str, Any], dict[str, Any]] | None:
+            q = quorum_partition(env)
+            if q is None:
+                return None
+            voters = {v["replica_id"]: v for v in q["current_voters"]}
+            if q["leader_id"] in (-1, old_leader) or voters[old_leader]["log_end_offset"] >= q["high_watermark"]:
+                return None
+            return q, voters
+
+        after, voters = wait_for(stale_voter, timeout=10, message="a new quorum leader; the old one behind")
+        assert after["leader_epoch"] > old_epoch
+        assert {v["replica_id"] for v in after["current_voters"]} == set(CONTROLLERS)  # still a voter
+        others = [v for n, v in voters.items() if n != old_leader]
+        stale = voters[old_leader]
+        assert stale["log_end_offset"] < min(v["log_end_offset"] for v in others)
+        assert stale["last_caught_up_timestamp"] < min(v["last_caught_up_timestamp"] for v in others)
+        assert env.core.read_namespaced_pod(name, NS).status.phase == "Pending"
+    finally:
+        set_nodes_schedulable(env, True)
+    wait_for(lambda: recreated_and_ready(env, name, old_uid), timeout=15, message=f"{name} recreated and Ready")
+
+    def caught_up() -> bool:
+        q = quorum_partition(env)
+        if q is None:
+            return False
+        voter = next(v for v in q["current_voters"] if v["replica_id"] == old_leader)
+        return voter["log_end_offset"] >= q["high_watermark"] > after["high_watermark"]
+
+    wait_for(caught_up, timeout=10, message=f"controller {old_leader} caught up with the metadata log")
+
+
+# ------------------------------------------------------------------------------------ volumes
+
+
+def test_an_online_pvc_expansion_shows_in_describe_log_dirs_without_a_restart(env: KafkaEnv) -> None:
+    pod = env.core.read_namespaced_pod("kafka-broker-102", NS)
+    restarts = pod.status.container_statuses[0].restart_count
+    env.core.patch_namespaced_persistent_volume_claim(
+        "data-kafka-broker-102", NS, {"spec": {"resources": {"requests": {"storage": "20Gi"}}}})
+    wait_for(lambda: (env.core.read_namespaced_persistent_volume_claim("data-kafka-broker-102", NS)
+                      .status.capacity or {}).get("storage") == "20Gi", timeout=10,
+             message="the claim expanded online (status.capacity 20Gi)")
+
+    def total() -> int:
+        [mine] = env.retry(lambda: env.admin.describe_log_dirs(brokers=[102]), "describe_log_dirs of broker 102")
+        return int(mine["log_dirs"][0]["total_bytes"])
+
+    wait_for(lambda: total() == 20 * GIB, timeout=5, message="DescribeLogDirs reports 20 GiB")
+    same = env.core.read_namespaced_pod("kafka-broker-102", NS)
+    assert same.metadata.uid == pod.metadata.uid
+    assert same.status.container_statuses[0].restart_count == restarts
+
+
+# --------------------------------------------------------------------- the control CLI and disks
+
+
+def ballast_kafka(env: KafkaEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ballast.cli", "devcluster", "kafka", args[0],
+                           "--kubeconfig", str(env.kubeconfig), "--cluster", CLUSTER_ID, *args[1:]],
+                          capture_output=True, text=True, timeout=30)
+
+
+def cli_json(env: KafkaEnv, *args: str) -> Any:
+    done = ballast_kafka(env, *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def two_dir_broker() -> dict[str, Any]:
+    """Broker 104 with two log dirs, each on its own claim."""
+    sts = statefulset(
+        "kafka-broker-2dir", 1, 104,
+        [{"name": "KAFKA_PROCESS_ROLES", "value": "broker"},
+         {"name": "KAFKA_LOG_DIRS", "value": "/var/lib/kafka/a,/var/lib/kafka/b"},
+         {"name": "KAFKA_ADVERTISED_LISTENERS",
+          "value": f"PLAINTEXT://$(POD_NAME).kafka-broker-2dir.{NS}.svc.cluster.local:9092"}],
+        9092, "1Gi", {"exec": {"command": ["kafka-broker-api-versions.sh", "--bootstrap-server", "localhost:9092"]}})
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    container["volumeMounts"] = [{"name": "a", "mountPath": "/var/lib/kafka/a"},
+                                 {"name": "b", "mountPath": "/var/lib/kafka/b"}]
+    claim = sts["spec"]["volumeClaimTemplates"][0]
+    sts["spec"]["volumeClaimTemplates"] = [{**claim, "metadata": {"name": "a"}}, {**claim, "metadata": {"name": "b"}}]
+    return sts
+
+
+def test_cli_actions_and_failing_disks_of_a_broker_with_two_log_dirs(env: KafkaEnv) -> None:
+    env.core.create_namespaced_service(NS, headless("kafka-broker-2dir", 9092))
+    env.apps.create_namespaced_stateful_set(NS, two_dir_broker())
+    wait_for(lambda: pod_ready(env.core, "kafka-broker-2dir-104"), timeout=15, message="broker 104 Ready")
+    env.admin.create_topics({"disks": {"assignments": {i: [104, 100 + i % 2, 102 + i % 2] for i in range(4)}}})
+
+    # The knobs, each through the CLI, checked in the model.
+    assert cli_json(env, "speed", str(SPEED)) == {"speed": SPEED}
+    env.control("load", cluster=CLUSTER_ID, topic="disks", bytes_per_sec="4MiB")
+    skewed = cli_json(env, "skew", "--topic", "disks", "--weights", "0=5,3=0")
+    assert set(skewed["sizes"]) == {"0", "1", "2", "3"}
+    assert env.on_loop(lambda m: [p.weight for p in m.topic("disks").partitions]) == [5.0, 1.0, 1.0, 0.0]
+    inflated = cli_json(env, "skew", "--topic", "disks", "--partition", "2", "--add-bytes", "64MiB")
+    # Partitions 1 and 2 grow alike (same weight, up to rounding); 2 is now 64 MiB ahead.
+    assert inflated["sizes"]["2"] - inflated["sizes"]["1"] == pytest.approx(64 * MIB, abs=4096)
+    assert cli_json(env, "slow-broker", "--node-id", "104", "--factor", "0.5") == {"node_id": 104, "factor": 0.5}
+    assert env.on_loop(lambda m: m._nodes[104].slowness) == 2.0
+    assert cli_json(env, "replication-rate", "80MiB") == {"bytes_per_sec": 80 * MIB}
+    assert env.on_loop(lambda m: m.tuning.replication_rate) == 80 * MIB
+    status = cli_json(env, "status")
+    [cluster] = status["clusters"]
+    assert cluster["cluster_id"] == CLUSTER_ID and status["speed"] == SPEED
+    assert {"id": 104, "running": True, "fenced": False, "rack": None} in cluster["brokers"]
+    assert cluster["topics"]["disks"]["ingest_bytes_per_s"] == 4 * MIB
+    cli_json(env, "slow-broker", "--node-id", "104", "--factor", "1")
+    cli_json(env, "replication-rate", "100MiB")
+    env.control("load", cluster=CLUSTER_ID, topic="disks", bytes_per_sec=0)
+
+    # Which partitions live in which dir (new replicas go to the dir with the fewest).
+    def dirs_of_104() -> dict[str, dict[str, Any]]:
+        [mine] = env.retry(lambda: env.admin.describe_log_dirs(brokers=[104]), "describe_log_dirs of broker 104")
+        return {d["log_dir"]: d for d in mine["log_dirs"]}
+
+    hosted = {path: {p["partition_index"] for t in d["topics"] if t["name"] == "disks" for p in t["partitions"]}
+              for path, d in dirs_of_104().items()}
+    in_a, in_b = hosted["/var/lib/kafka/a"], hosted["/var/lib/kafka/b"]
+    assert in_a and in_b and in_a | in_b == {0, 1, 2, 3}
+
+    ambiguous = ballast_kafka(env, "fail-disk", "--node-id", "104")
+    assert ambiguous.returncode == 1 and "name one with path" in ambiguous.stderr
+    assert cli_json(env, "fail-disk", "--node-id", "104", "--path", "/var/lib/kafka/a") == {
+        "node_id": 104, "path": "/var/lib/kafka/a", "failed": True}
+    dirs = dirs_of_104()
+    assert (dirs["/var/lib/kafka/a"]["error_code"], dirs["/var/lib/kafka/a"]["total_bytes"]) == (56, -1)
+    assert (dirs["/var/lib/kafka/b"]["error_code"], dirs["/var/lib/kafka/b"]["total_bytes"]) == (0, GIB)
+    partitions = {p["partition_index"]: p for p in env.topic("disks")["partitions"]}
+    for index in in_a:  # KAFKA_STORAGE_ERROR: out of the ISR, leadership moved to the next replica
+        assert 104 not in partitions[index]["isr_nodes"] and partitions[index]["leader_id"] != 104
+    for index in in_b:  # the broker keeps serving from its other dir
+        assert 104 in partitions[index]["isr_nodes"] and partitions[index]["leader_id"] == 104
+    assert pod_ready(env.core, "kafka-broker-2dir-104")
+
+    # Its last dir fails: the broker shuts down (exit 1) and keeps failing at start while the dirs are bad.
+    cli_json(env, "fail-disk", "--node-id", "104", "--path", "/var/lib/kafka/b")
+
+    def crashed() -> bool:
+        [status] = env.core.read_namespaced_pod("kafka-broker-2dir-104", NS).status.container_statuses or [None]
+        last = status.last_state.terminated if status and status.last_state else None
+        return bool(last and last.exit_code == 1 and status.restart_count >= 1)
+
+    wait_for(crashed, timeout=10, message="broker 104 exited 1 and was restarted")
+    # The JVM halts without a controlled shutdown: the controller fences it when its session times out
+    # (kafka-python's DescribeCluster v2 lists fenced brokers too, KIP-1073).
+    def fenced() -> bool:
+        brokers = env.retry(env.admin.describe_cluster, "describe_cluster")["brokers"]
+        return all(b["is_fenced"] for b in brokers if b["broker_id"] == 104)
+
+    wait_for(fenced, timeout=10, message="broker 104 fenced")
+    for path in ("/var/lib/kafka/a", "/var/lib/kafka/b"):
+        assert cli_json(env, "restore-disk", "--node-id", "104", "--path", path) == {
+            "node_id": 104, "path": path, "failed": False}
+    wait_for(lambda: pod_ready(env.core, "kafka-broker-2dir-104"), timeout=15, message="broker 104 Ready again")
+    wait_for(lambda: all(104 in p["isr_nodes"] for p in env.topic("disks")["partitions"]), timeout=10,
+             message="broker 104 back in every ISR of disks")
+
+
+# ------------------------------------------------------------------------------ combined mode
+
+
+def test_a_combined_mode_cp_kafka_statefulset_is_its_own_cluster(env: KafkaEnv) -> None:
+    """process.roles=broker,controller with the confluentinc/cp-kafka image: a second Kafka cluster in the
+    same devcluster (last in this module: control calls must name their cluster from here on)."""
+    combined_id = "Y29tYmluZWQtY3Av-S2Fma2E"
+    ids = (10, 11, 12)
+    voters_cfg = ",".join(f"{n}@kafka-combined-{n}.kafka-combined.{NS}.svc.cluster.local:9093" for n in ids)
+    sts = statefulset(
+        "kafka-combined", 3, 10,
+        [{"name": "CLUSTER_ID", "value": combined_id},
+         {"name": "KAFKA_PROCESS_ROLES", "value": "broker,controller"},
+         {"name": "KAFKA_CONTROLLER_QUORUM_VOTERS", "value": voters_cfg},
+         {"name": "KAFKA_LISTENERS", "value": "PLAINTEXT://:9092,CONTROLLER://:9093"},
+         {"name": "KAFKA_ADVERTISED_LISTENERS",
+          "value": f"PLAINTEXT://$(POD_NAME).kafka-combined.{NS}.svc.cluster.local:9092"},
+         {"name": "KAFKA_CONTROLLER_LISTENER_NAMES", "value": "CONTROLLER"},
+         {"name": "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "value": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"},
+         {"name": "KAFKA_INTER_BROKER_LISTENER_NAME", "value": "PLAINTEXT"}],
+        9092, "1Gi", {"tcpSocket": {"port": 9092}})
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = "confluentinc/cp-kafka:7.9.0"
+    container["ports"] = [{"name": "kafka", "containerPort": 9092}, {"name": "controller", "containerPort": 9093}]
+    del container["envFrom"]
+    env.core.create_namespaced_service(NS, {"metadata": {"name": "kafka-combined"}, "spec": {
+        "clusterIP": "None", "publishNotReadyAddresses": True, "selector": {"app": "kafka-combined"},
+        "ports": [{"name": "kafka", "port": 9092}, {"name": "controller", "port": 9093}]}})
+    env.apps.create_namespaced_stateful_set(NS, sts)
+    for n in ids:
+        wait_for(lambda n=n: pod_ready(env.core, f"kafka-combined-{n}"), timeout=15, message=f"kafka-combined-{n}")
+    loopbacks = {n: env.pod_loopback(f"kafka-combined-{n}") for n in ids}
+    assert all(set(ports) == {"9092", "9093"} for ports in loopbacks.values())  # one port per listener
+    admin = KafkaAdminClient(bootstrap_servers=loopbacks[10]["9092"], request_timeout_ms=10_000)
+    try:
+        def quorum() -> dict[str, Any]:
+            [partition] = admin.describe_metadata_quorum()["topics"][0]["partitions"]
+            return partition
+
+        info = wait_for(lambda: (lambda i: i if len(i["brokers"]) == 3 else None)(admin.describe_cluster()),
+                        timeout=10, message="three brokers registered")
+        assert info["cluster_id"] == combined_id
+        assert {b["broker_id"]: f"{b['host']}:{b['port']}" for b in info["brokers"]} == {
+            n: loopbacks[n]["9092"] for n in ids}
+        before = quorum()
+        assert {v["replica_id"] for v in before["current_voters"]} == set(ids)
+        assert before["observers"] == []  # combined nodes are voters, not observers
+        leader = before["leader_id"]
+        assert leader in ids
+        assert env.dc.call(lambda c: c.kafka.model(combined_id).node(leader).roles) == {"broker", "controller"}
+
+        env.core.delete_namespaced_pod(f"kafka-combined-{leader}", NS)
+
+        def moved() -> dict[str, Any] | None:
+            try:
+                q = quorum()
+            except (KafkaConnectionError, NodeNotReadyError, UnknownBrokerIdError, RequestTimedOutError):
+                return None
+            return q if q["leader_id"] not in (-1, leader) and q["leader_epoch"] > before["leader_epoch"] else None
+
+        assert wait_for(moved, timeout=10, message="another combined node leads the quorum")["leader_id"] in ids
+    finally:
+        admin.close()
