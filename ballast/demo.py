@@ -23,6 +23,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from activities.clients import kube_api_client
@@ -32,7 +33,8 @@ from ballast.devserver import start_dev_server
 from ballast.spec import GROUP, PLURAL, VERSION
 
 CRD_FILE = Path(__file__).resolve().parent.parent / "deploy" / "crds" / f"{PLURAL}.{GROUP}.yaml"
-console = Console()
+# soft_wrap: the hint lines (paths, URLs) stay whole when the output is piped, so scripts can read them.
+console = Console(soft_wrap=True)
 
 
 def install_crd(api: k8s.ApiClient) -> None:
@@ -86,8 +88,8 @@ def _progress_table(obj: dict[str, Any], elapsed: float) -> Table:
         table.add_row("operation", f"{op.get('type')} {op.get('step', '')} {op.get('progress', '')}".strip())
         table.add_row("workflow", str(op.get("workflowId", "")))
     for cond in status.get("conditions") or []:
-        table.add_row(f"condition {cond['type']}", f"{cond['status']} {cond.get('reason', '')}: "
-                                                   f"{cond.get('message', '')}")
+        table.add_row(f"condition {cond['type']}", escape(f"{cond['status']} {cond.get('reason', '')}: "
+                                                          f"{cond.get('message', '')}"))
     return table
 
 
@@ -164,7 +166,9 @@ async def _demo(args: argparse.Namespace, obs: observability.Observability) -> i
         await op
         return 0
     except (RuntimeError, TimeoutError) as err:
-        console.print(f"[bold red]demo failed:[/] {err}")
+        # A new line after the progress table; escape(): a message such as "spec.brokers.config[node.id]: ..."
+        # is not rich markup.
+        console.print(f"\n[bold red]demo failed:[/] {escape(str(err))}")
         return 1
     finally:
         op.cancel()
