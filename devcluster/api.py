@@ -21,11 +21,15 @@ from devcluster import clock, errors
 from devcluster.errors import ApiError, Cause
 from devcluster.registry import Registry, ResourceType
 from devcluster.store import Obj, Store
+from devcluster.validation import go_quote
 
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 TOPOLOGY_LABELS = ("topology.kubernetes.io/zone", "topology.kubernetes.io/region")
 _SERVER_META = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds",
                 "selfLink")
+
+
+PROPAGATION_POLICIES = ("Foreground", "Background", "Orphan")
 
 
 @dataclass
@@ -37,17 +41,44 @@ class DeleteOptions:
     dry_run: bool = False
 
     @classmethod
-    def from_body(cls, body: dict[str, Any] | None, query: dict[str, str]) -> DeleteOptions:
-        body = body or {}
-        pre = body.get("preconditions") or {}
-        policy = query.get("propagationPolicy") or body.get("propagationPolicy")
-        orphan = query.get("orphanDependents", body.get("orphanDependents"))
+    def from_body(cls, body: dict[str, Any] | None, query: Any) -> DeleteOptions:
+        """The options of one DELETE, validated as kube-apiserver does.
+
+        As in kube-apiserver's delete handler, a request body (already type-checked against
+        ``DeleteOptions``) is the only source when present; otherwise the query parameters are read
+        (a non-integer ``gracePeriodSeconds`` is a 400). Then ``ValidateDeleteOptions``: a
+        ``propagationPolicy`` other than Foreground/Background/Orphan, or one set together with
+        ``orphanDependents``, or a ``dryRun`` other than ``All`` is a 422 on ``DeleteOptions``.
+        """
+        from devcluster.typecheck import check_dry_run, query_bool, query_int
+
+        orphan: bool | None
+        if body is not None:
+            pre = body.get("preconditions") or {}
+            policy = body.get("propagationPolicy")
+            orphan = body.get("orphanDependents")
+            grace = body.get("gracePeriodSeconds")
+            dry_values = list(body.get("dryRun") or [])
+        else:
+            pre = {}
+            policy = query.get("propagationPolicy")
+            orphan = query_bool(query, "orphanDependents")
+            grace = query_int(query, "gracePeriodSeconds")
+            getall = getattr(query, "getall", None)
+            dry_values = list(getall("dryRun", [])) if getall else ([query["dryRun"]] if "dryRun" in query else [])
+        causes = []
+        if orphan is not None and policy is not None:
+            causes.append(Cause("FieldValueInvalid", f"Invalid value: {go_quote(policy)}: orphanDependents and "
+                                "deletionPropagation cannot be both set", "propagationPolicy"))
+        if policy is not None and policy not in PROPAGATION_POLICIES:
+            causes.append(Cause("FieldValueNotSupported", f"Unsupported value: {go_quote(policy)}: supported values: "
+                                '"Foreground", "Background", "Orphan", "nil"', "propagationPolicy"))
+        if causes:
+            raise errors.invalid("DeleteOptions", "meta.k8s.io", "", causes)
+        dry = check_dry_run(dry_values, "DeleteOptions")
         if policy is None and orphan is not None:
-            policy = "Orphan" if str(orphan).lower() == "true" else "Background"
-        grace = query.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
-        dry = query.get("dryRun") == "All" or body.get("dryRun") == ["All"]
-        return cls(policy, int(grace) if grace is not None else None, pre.get("uid"),
-                   pre.get("resourceVersion"), dry)
+            policy = "Orphan" if orphan else "Background"
+        return cls(policy, grace, pre.get("uid"), pre.get("resourceVersion"), dry)
 
 
 class Strategy:
@@ -170,6 +201,28 @@ class ApiServer:
         if predicate is not None:
             items = [o for o in items if predicate(o)]
         return items, self.store.current_rv
+
+    def list_at(self, rt: ResourceType, namespace: str | None, rv: int,
+                predicate: Callable[[Obj], bool] | None = None) -> list[Obj]:
+        """Matching objects as they were at revision ``rv`` (<= the current one), sorted like ``list``.
+
+        Rebuilt from the current objects by undoing the logged events after ``rv`` (what etcd's MVCC
+        read at a revision gives); raises ``store.ExpiredError`` once the log no longer reaches back to
+        ``rv`` (etcd: compacted).
+        """
+        from devcluster.store import object_key
+
+        ns = namespace if rt.namespaced else None
+        events = self.store.events_since(rv, rt.key, ns)
+        state = {object_key(o): o for o in self.store.list(rt.key, ns)}
+        for event in reversed(events):
+            key = object_key(event.obj)
+            if event.type == "ADDED" or event.old is None:
+                state.pop(key, None)
+            else:  # MODIFIED / DELETED: the object as it was before this event
+                state[key] = event.old
+        items = [state[k] for k in sorted(state)]
+        return [o for o in items if predicate(o)] if predicate is not None else items
 
     # -- create ------------------------------------------------------------------------------------
     def create(self, rt: ResourceType, namespace: str | None, body: Obj, *, dry_run: bool = False) -> Obj:

@@ -116,6 +116,8 @@ class PodStrategy(Strategy):
         return causes
 
     def validate_update(self, api: ApiServer, rt: ResourceType, old: Obj, new: Obj) -> list[Cause]:
+        """``ValidatePodUpdate``: images, activeDeadlineSeconds, terminationGracePeriodSeconds and
+        *additions* to tolerations may change; ``spec.nodeName`` is set only through ``pods/binding``."""
         def normalized(o: Obj) -> Obj:
             spec = copy.deepcopy(o.get("spec") or {})
             for key in ("containers", "initContainers"):
@@ -123,14 +125,28 @@ class PodStrategy(Strategy):
                     c.pop("image", None)
             for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
                 spec.pop(key, None)
-            # Binding sets nodeName once.
-            if not (old.get("spec") or {}).get("nodeName"):
-                spec.pop("nodeName", None)
             return spec
 
+        causes = []
+        old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+        if not _tolerations_only_added(old_spec.get("tolerations") or [], new_spec.get("tolerations") or []):
+            causes.append(Cause("FieldValueForbidden", "Forbidden: existing toleration can not be modified except "
+                                "its tolerationSeconds", "spec.tolerations"))
         if normalized(old) != normalized(new):
-            return [Cause("FieldValueForbidden", _POD_MUTABLE_MSG, "spec")]
-        return []
+            causes.append(Cause("FieldValueForbidden", _POD_MUTABLE_MSG, "spec"))
+        return causes
+
+
+def _tolerations_only_added(old: list[Any], new: list[Any]) -> bool:
+    """``validateOnlyAddedTolerations``: every old toleration is still in the new list, equal except
+    perhaps for its ``tolerationSeconds``."""
+    def comparable(t: Any) -> Any:
+        if not isinstance(t, dict):
+            return t
+        return {k: v for k, v in t.items() if k != "tolerationSeconds" and v not in (None, "")}
+
+    remaining = [comparable(t) for t in new]
+    return all(comparable(t) in remaining for t in old)
 
 
 def _qos_class(spec: dict[str, Any]) -> str:
@@ -320,10 +336,12 @@ class StorageClassStrategy(Strategy):
 
 
 # -- statefulsets -------------------------------------------------------------------------------------
+# ValidateStatefulSetUpdate as of 1.33 (kubernetes#130263 made revisionHistoryLimit mutable).
 _STS_FORBIDDEN = ("Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
-                  "'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden")
-_STS_MUTABLE = ("replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy",
-                "minReadySeconds")
+                  "'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and "
+                  "'minReadySeconds' are forbidden")
+_STS_MUTABLE = ("replicas", "ordinals", "template", "updateStrategy", "revisionHistoryLimit",
+                "persistentVolumeClaimRetentionPolicy", "minReadySeconds")
 
 
 def default_statefulset_spec(spec: dict[str, Any]) -> None:
@@ -356,9 +374,14 @@ class StatefulSetStrategy(Strategy):
 
     def validate_create(self, api: ApiServer, rt: ResourceType, obj: Obj) -> list[Cause]:
         from devcluster.selectors import LabelSelector
+        from devcluster.validation import go_quote, is_dns1123_label
 
         spec = obj["spec"]
         causes = []
+        service_name = spec.get("serviceName")
+        if service_name:  # 1.33+ (kubernetes#130233): it becomes the pods' spec.subdomain, a DNS label
+            causes += [Cause("FieldValueInvalid", f"Invalid value: {go_quote(service_name)}: {msg}", "spec.serviceName")
+                       for msg in is_dns1123_label(service_name)]
         selector = spec.get("selector")
         if not selector:
             causes.append(Cause("FieldValueRequired", "Required value", "spec.selector"))

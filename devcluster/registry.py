@@ -85,7 +85,9 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", False, ("pv",),
                  status_subresource=True, returns_deleted_object=True),
     ResourceType("", "v1", "Node", "nodes", "node", False, ("no",), status_subresource=True),
+    # StatefulSet names are DNS labels since 1.26 (kubernetes#114172): they become pod hostnames.
     ResourceType("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True, ("sts",), ("all",),
+                 name_rule="dns1123-label",
                  scale=ScaleSpec("spec.replicas", "status.replicas", "status.selector"), **_CORE_STATUS_GEN),
     ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", True),
     ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", True,

@@ -19,17 +19,29 @@ from typing import Any
 
 from aiohttp import web
 
-from devcluster import discovery, errors
+from devcluster import discovery, errors, typecheck
 from devcluster.api import ApiServer, DeleteOptions
 from devcluster.errors import ApiError
 from devcluster.registry import ResourceType
-from devcluster.store import Obj
+from devcluster.store import ExpiredError, Obj
 from devcluster.tables import Target
+from devcluster.typecheck import (
+    TypeMismatch,
+    check_dry_run,
+    model_class,
+    nesting_exceeds,
+    query_bool,
+    query_int,
+)
+from devcluster.validation import go_quote
 from devcluster.watch import WatchParams, serve_watch
 
 log = logging.getLogger("devcluster.server")
 
 JSON = "application/json"
+# Go's encoding/json stops at 10000 levels; devcluster's own code (deepcopy, schema walks) recurses per
+# level, so it stops far earlier -- still deeper than any real manifest (a CRD schema is ~20 levels).
+MAX_NESTING = 100
 _SUBRESOURCES = ("status", "scale", "finalize", "binding")
 
 
@@ -58,9 +70,15 @@ def _decode(raw: bytes, content_type: str) -> Any:
         import yaml
 
         try:
-            return yaml.safe_load(raw)
+            value = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise errors.bad_request(f"error converting YAML to JSON: {exc}") from None
+        except RecursionError:
+            raise errors.bad_request("error converting YAML to JSON: exceeded max depth") from None
+        if nesting_exceeds(value, MAX_NESTING):
+            raise errors.bad_request(f"error converting YAML to JSON: exceeded max depth (nesting deeper than "
+                                     f"{MAX_NESTING} levels)")
+        return value
     if ctype == "application/vnd.kubernetes.protobuf":
         from devcluster import protobuf  # kubectl's typed generators (create namespace/configmap/secret/...)
 
@@ -70,9 +88,44 @@ def _decode(raw: bytes, content_type: str) -> Any:
         raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - accepted '
                        'media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf')
     try:
-        return json.loads(raw or b"null")
+        value = json.loads(raw or b"null")
     except ValueError as exc:
         raise errors.bad_request(f"json: cannot unmarshal request body: {exc}") from None
+    except RecursionError:
+        value = None
+        too_deep = True
+    else:
+        too_deep = nesting_exceeds(value, MAX_NESTING)
+    if too_deep:
+        raise errors.bad_request(f"json: exceeded max depth (nesting deeper than {MAX_NESTING} levels)")
+    return value
+
+
+def _check_patch_depth(raw: bytes, ctype: str) -> None:
+    """A JSON patch body nested too deeply is a 400 before it is applied (malformed ones are left to the
+    patcher, which words that error itself)."""
+    if ctype.split(";")[0].strip().lower() == "application/apply-patch+yaml":
+        return
+    try:
+        value = json.loads(raw or b"null")
+    except ValueError:
+        return
+    except RecursionError:
+        value, too_deep = None, True
+    else:
+        too_deep = nesting_exceeds(value, MAX_NESTING)
+    if too_deep:
+        raise errors.bad_request(f"json: exceeded max depth (nesting deeper than {MAX_NESTING} levels)")
+
+
+def _patched_text(raw: bytes, ctype: str, patched: Any) -> str:
+    """How kube-apiserver shows a failed patch in its 422: the patch map (``%+v``) for a strategic merge
+    patch, otherwise the patched object's JSON."""
+    from devcluster.tables import go_text
+
+    if ctype.split(";")[0].strip().lower() == "application/strategic-merge-patch+json":
+        return str(go_text(_decode(raw, ctype)))
+    return json.dumps(patched, separators=(",", ":"), sort_keys=True)
 
 
 def _strip_type(rt: ResourceType, obj: Obj) -> Obj:
@@ -85,6 +138,21 @@ def _strip_type(rt: ResourceType, obj: Obj) -> Obj:
 def _encode_continue(rv: int, ns: str, name: str) -> str:
     raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": f"{ns}/{name}\x00"}).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _parse_resource_version(value: str) -> int:
+    """A resourceVersion parameter as the storage layer parses it (a uint64; else 400 Invalid value)."""
+    if not value.isdigit() or not value.isascii():
+        raise errors.bad_request(f"resourceVersion: Invalid value: {go_quote(value)}: strconv.ParseUint: parsing "
+                                 f"{go_quote(value)}: invalid syntax")
+    return int(value)
+
+
+_INCONSISTENT_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new list "
+    "without the continue parameter, or use the continue token in this response to retrieve the remainder of the "
+    "results. Continuing with the provided token results in an inconsistent list - objects that were created, "
+    "modified, or deleted between the time the first chunk was returned and now may show up in the list.")
 
 
 def _decode_continue(token: str) -> tuple[int, str, str]:
@@ -191,7 +259,7 @@ class DevServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         q = request.query
         method = request.method
-        if watch or (method == "GET" and name is None and q.get("watch") in ("true", "1")):
+        if watch or (method == "GET" and name is None and query_bool(q, "watch")):
             if name is not None:
                 return await self._watch(request, rt, namespace, f"metadata.name={name}")
             return await self._watch(request, rt, namespace, q.get("fieldSelector", ""))
@@ -199,10 +267,12 @@ class DevServer:
             if method == "GET":
                 return self._list(request, rt, namespace)
             if method == "POST":
+                dry_run = check_dry_run(q.getall("dryRun", []), "CreateOptions")
                 body = _decode(await request.read(), request.headers.get("Content-Type", ""))
                 self._require_object(body)
+                self._check_body(rt, body)
                 body, warnings = self._check_fields(request, rt, body, "CreateOptions")
-                obj = self.api.create(rt, namespace, body, dry_run=q.get("dryRun") == "All")
+                obj = self.api.create(rt, namespace, body, dry_run=dry_run)
                 return _with_warnings(_json_response(obj, status=201), warnings)
             if method == "DELETE":
                 return await self._delete_collection(request, rt, namespace)
@@ -215,25 +285,84 @@ class DevServer:
             obj = self.api.get(rt, namespace, name)
             return self._render_object(request, rt, obj)
         if method == "PUT":
+            dry_run = check_dry_run(q.getall("dryRun", []), "UpdateOptions")
             body = _decode(await request.read(), request.headers.get("Content-Type", ""))
             self._require_object(body)
+            self._check_body(rt, body)
             if sub == "finalize":
-                self._require_object(body.get("spec") or {})
                 return _json_response(self.api.finalize_namespace(name, list((body.get("spec") or {}).get("finalizers") or [])))
             body, warnings = self._check_fields(request, rt, body, "UpdateOptions")
-            obj = self.api.update(rt, namespace, name, body, subresource=sub, dry_run=q.get("dryRun") == "All")
+            obj = self.api.update(rt, namespace, name, body, subresource=sub, dry_run=dry_run)
             return _with_warnings(_json_response(obj), warnings)
         if method == "PATCH":
             return await self._patch(request, rt, namespace, name, sub)
         if method == "DELETE":
-            raw = await request.read()
-            body = _decode(raw, request.headers.get("Content-Type", "")) if raw else None
-            opts = DeleteOptions.from_body(body if isinstance(body, dict) else None, dict(q))
+            opts = await self._delete_options(request)
             obj, gone = self.api.delete(rt, namespace, name, opts)
             if rt.returns_deleted_object or not gone:
                 return _json_response(obj)
             return _json_response(self._success_status(rt, obj))
         raise errors.method_not_allowed()
+
+    def _check_body(self, rt: ResourceType, body: Obj) -> None:
+        """What kube-apiserver's decoder rejects before any strategy runs (POST/PUT bodies).
+
+        Built-in kinds: a ``kind``/``apiVersion`` naming another type is a 400 (the decoder cannot
+        convert it into the URL's type), and a value of the wrong JSON type is a 400 with Go's
+        ``json: cannot unmarshal ...`` text (see :mod:`devcluster.typecheck`). Custom resources: an
+        ``apiVersion`` of another group is a 400, another ``kind`` a 422 (``ValidateTypeMeta``).
+        """
+        kind, api_version = body.get("kind"), body.get("apiVersion")
+        for field_name, value in (("apiVersion", api_version), ("kind", kind)):
+            if value is not None and not isinstance(value, str):
+                what = "number" if isinstance(value, (int, float)) and not isinstance(value, bool) else \
+                    {bool: "bool", dict: "object", list: "array"}.get(type(value), "value")
+                raise errors.bad_request(f"the object provided is unrecognized (must be of type {rt.kind}): couldn't "
+                                         f"get version/kind; json parse error: json: cannot unmarshal {what} into Go "
+                                         f"struct field .{field_name} of type string")
+        kind = kind or rt.kind
+        api_version = api_version or rt.api_version
+        group, _, version = api_version.rpartition("/")
+        if not rt.builtin:
+            if group != rt.group:
+                raise errors.bad_request(f"the API version in the data ({api_version}) does not match the expected "
+                                         f"API version ({rt.api_version})")
+            if kind != rt.kind:
+                name = (body.get("metadata") or {}).get("name") if isinstance(body.get("metadata"), dict) else ""
+                raise errors.invalid(rt.kind, rt.group, str(name or ""), [errors.Cause(
+                    "FieldValueInvalid", f'Invalid value: "{kind}": must be {rt.kind}', "kind")])
+            return
+        prefix = f'{kind} in version "{version}" cannot be handled as a {rt.kind}'
+        if kind != rt.kind or group != rt.group:
+            known = self.api.registry.by_kind(api_version, kind)
+            if known is not None and known.builtin:
+                internal = rt.group.split(".")[0] or "core"
+                raise errors.bad_request(f"{prefix}: converting ({known.version}.{known.kind}) to "
+                                         f"({internal}.{rt.kind}): unknown conversion")
+            raise errors.bad_request(f'{prefix}: no kind "{kind}" is registered for version "{api_version}" in '
+                                     'scheme "pkg/api/legacyscheme/scheme.go:30"')
+        if version != rt.version:
+            raise errors.bad_request(f"the API version in the data ({api_version}) does not match the expected "
+                                     f"API version ({rt.api_version})")
+        cls = model_class(rt.group, rt.version, rt.kind)
+        if cls is None:
+            return
+        try:
+            typecheck.check(cls, body)
+        except TypeMismatch as exc:
+            raise errors.bad_request(f"{prefix}: {exc}") from None
+
+    async def _delete_options(self, request: web.Request) -> DeleteOptions:
+        """DeleteOptions from the body (type-checked) or, without one, from the query parameters."""
+        raw = await request.read()
+        body = _decode(raw, request.headers.get("Content-Type", "")) if raw.strip() else None
+        if body is not None:
+            self._require_object(body)
+            try:
+                typecheck.check(typecheck.model_class("meta.k8s.io", "v1", "DeleteOptions"), body)
+            except TypeMismatch as exc:
+                raise errors.bad_request(str(exc)) from None
+        return DeleteOptions.from_body(body, request.query)
 
     def _check_fields(self, request: web.Request, rt: ResourceType, body: Obj,
                       options_kind: str) -> tuple[Obj, list[str]]:
@@ -265,7 +394,8 @@ class DevServer:
         q = request.query
         raw = await request.read()
         ctype = request.headers.get("Content-Type", "")
-        dry_run = q.get("dryRun") == "All"
+        dry_run = check_dry_run(q.getall("dryRun", []), "PatchOptions")
+        _check_patch_depth(raw, ctype)
         directive = openapi.field_validation(q, "PatchOptions")
         if directive == "Ignore" and not rt.builtin:
             return _json_response(self.api.patch(rt, namespace, name, raw, ctype, subresource=sub, dry_run=dry_run))
@@ -273,19 +403,23 @@ class DevServer:
         if old is None:  # let the registry answer (404 with its wording, fault injection)
             return _json_response(self.api.patch(rt, namespace, name, raw, ctype, subresource=sub, dry_run=dry_run))
         patched = apply_patch(copy.deepcopy(old), raw, ctype, rt.kind if rt.builtin else None)
+        if rt.builtin and isinstance(patched, dict):
+            cls = model_class(rt.group, rt.version, rt.kind)
+            try:
+                if cls is not None:
+                    typecheck.check(cls, patched)
+            except TypeMismatch as exc:
+                # kube-apiserver decodes the patched JSON into the Go type; failing that is a 422 on "patch".
+                raise errors.invalid("", "", "", [errors.Cause(
+                    "FieldValueInvalid", f"Invalid value: {json.dumps(_patched_text(raw, ctype, patched))}: {exc}",
+                    "patch")]) from None
         before = set(openapi.unknown_fields(rt, old))
         unknown = [f for f in openapi.unknown_fields(rt, patched) if f not in before]
         if not unknown:
             return _json_response(self.api.patch(rt, namespace, name, raw, ctype, subresource=sub, dry_run=dry_run))
         if directive == "Strict":
-            from devcluster.tables import go_text
-
-            ctype_main = ctype.split(";")[0].strip().lower()
-            if ctype_main == "application/strategic-merge-patch+json":
-                value = go_text(_decode(raw, ctype))
-            else:
-                value = json.dumps(patched, separators=(",", ":"), sort_keys=True)
-            message = f"Invalid value: {json.dumps(value)}: {openapi.strict_decoding_message(unknown)}"
+            message = (f"Invalid value: {json.dumps(_patched_text(raw, ctype, patched))}: "
+                       f"{openapi.strict_decoding_message(unknown)}")
             raise errors.invalid("", "", "", [errors.Cause("FieldValueInvalid", message, "patch")])
         warnings = [f'unknown field "{f}"' for f in unknown] if directive == "Warn" else []
         if not rt.builtin:  # the CRD schema prunes them on the way in
@@ -338,33 +472,88 @@ class DevServer:
         return lambda o: all(p(o) for p in preds)
 
     def _list(self, request: web.Request, rt: ResourceType, namespace: str | None) -> web.Response:
+        """LIST with kube-apiserver's resourceVersion semantics (see ``_list_options``).
+
+        Pages are consistent: every page of one paged list shows the objects as of the first page's
+        revision (rebuilt from the event log); a ``continue`` token whose revision left the log is a 410
+        carrying a token that continues at the current revision instead, as etcd compaction causes.
+        """
         q = request.query
         target = self._target(request)
+        limit, rv_param, match, token = self._list_options(q)
         matcher = self._matcher(rt, q.get("labelSelector", ""), q.get("fieldSelector", ""))
-        items, rv = self.api.list(rt, namespace, matcher)
-        meta: dict[str, Any] = {"resourceVersion": str(rv)}
-        token = q.get("continue")
+        items, current = self.api.list(rt, namespace, matcher)
+        list_rv = current
         if token:
-            # Pages after the first reflect current state (devcluster keeps no snapshots); the list
-            # resourceVersion stays the first page's, as a consistent read would report.
-            rv, start_ns, start_name = _decode_continue(token)
-            meta["resourceVersion"] = str(rv)
+            token_rv, start_ns, start_name = _decode_continue(token)
+            if 0 < token_rv < current:
+                try:
+                    items = self.api.list_at(rt, namespace, token_rv, matcher)
+                except ExpiredError:
+                    status = errors.gone(_INCONSISTENT_CONTINUE).to_status()
+                    status["metadata"]["continue"] = _encode_continue(-1, start_ns, start_name)
+                    return _json_response(status, status=410)
+            if token_rv > 0:
+                list_rv = token_rv
             items = [o for o in items if (o["metadata"].get("namespace", ""), o["metadata"]["name"])
                      > (start_ns, start_name)]
-        limit = int(q.get("limit") or 0)
+        elif rv_param not in ("", "0"):
+            wanted = _parse_resource_version(rv_param)
+            if wanted > current:
+                raise ApiError(504, "Timeout", f"Timeout: Too large resource version: {wanted}, current: {current}",
+                               causes=[errors.Cause("ResourceVersionTooLarge", "Too large resource version")],
+                               retry_after_seconds=1)
+            if match == "Exact":
+                try:
+                    items = self.api.list_at(rt, namespace, wanted, matcher)
+                except ExpiredError:
+                    raise errors.gone("The resourceVersion for the provided list is too old.") from None
+                list_rv = wanted
+        meta: dict[str, Any] = {"resourceVersion": str(list_rv)}
         if limit > 0 and len(items) > limit:
             last = items[limit - 1]["metadata"]
-            meta["continue"] = _encode_continue(rv, last.get("namespace", ""), last["name"])
+            meta["continue"] = _encode_continue(list_rv, last.get("namespace", ""), last["name"])
             meta["remainingItemCount"] = len(items) - limit
             items = items[:limit]
         return _json_response(target.render_list(rt, items, meta, q, lambda: {
             "kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta,
             "items": [_strip_type(rt, o) for o in items]}))
 
+    @staticmethod
+    def _list_options(q: Any) -> tuple[int, str, str, str]:
+        """``limit``, ``resourceVersion``, ``resourceVersionMatch`` and ``continue`` of a LIST, checked as
+        kube-apiserver's ListOptions decoding (400) and ``ValidateListOptions`` (422) check them."""
+        limit = query_int(q, "limit") or 0
+        query_int(q, "timeoutSeconds")
+        rv_param, match, token = q.get("resourceVersion", ""), q.get("resourceVersionMatch", ""), q.get("continue", "")
+        causes = []
+        if match:
+            if not rv_param:
+                causes.append(errors.Cause("FieldValueForbidden", "Forbidden: resourceVersionMatch is forbidden unless "
+                                           "resourceVersion is provided", "resourceVersionMatch"))
+            if token:
+                causes.append(errors.Cause("FieldValueForbidden", "Forbidden: resourceVersionMatch is forbidden when "
+                                           "continue is provided", "resourceVersionMatch"))
+            if match not in ("Exact", "NotOlderThan"):
+                causes.append(errors.Cause("FieldValueNotSupported", f"Unsupported value: {go_quote(match)}: "
+                                           'supported values: "Exact", "NotOlderThan", ""', "resourceVersionMatch"))
+            if match == "Exact" and rv_param == "0":
+                causes.append(errors.Cause("FieldValueForbidden", 'Forbidden: resourceVersionMatch "exact" is '
+                                           'forbidden for resourceVersion "0"', "resourceVersionMatch"))
+        if "sendInitialEvents" in q:
+            causes.append(errors.Cause("FieldValueForbidden", "Forbidden: sendInitialEvents is forbidden for list",
+                                       "sendInitialEvents"))
+        if causes:
+            raise errors.invalid("ListOptions", "meta.k8s.io", "", causes)
+        if token and rv_param not in ("", "0"):
+            raise errors.bad_request("specifying resource version is not allowed when using continue")
+        return limit, rv_param, match, token
+
     async def _watch(self, request: web.Request, rt: ResourceType, namespace: str | None,
                      field_selector: str) -> web.StreamResponse:
         q = request.query
         transform = self._target(request).watch_transform(rt, q)
+        query_int(q, "timeoutSeconds")
         params = WatchParams.from_query(q)
         params.validate(q.get("resourceVersionMatch"))
         matcher = self._matcher(rt, q.get("labelSelector", ""), field_selector) or (lambda o: True)
@@ -377,9 +566,7 @@ class DevServer:
     async def _delete_collection(self, request: web.Request, rt: ResourceType,
                                  namespace: str | None) -> web.Response:
         q = request.query
-        raw = await request.read()
-        body = _decode(raw, request.headers.get("Content-Type", "")) if raw else None
-        opts = DeleteOptions.from_body(body if isinstance(body, dict) else None, dict(q))
+        opts = await self._delete_options(request)
         matcher = self._matcher(rt, q.get("labelSelector", ""), q.get("fieldSelector", ""))
         items, _ = self.api.list(rt, namespace, matcher)
         deleted = []

@@ -144,10 +144,40 @@ def test_statefulset_forbidden_update_is_422(apps: client.AppsV1Api) -> None:
         apps.patch_namespaced_stateful_set("web", "default", {"spec": {"serviceName": "other"}})
     body = _body(err.value)
     assert err.value.status == 422
+    # The 1.33+ wording and set (kubernetes#130263 made revisionHistoryLimit mutable).
     assert body["message"] == (
         'StatefulSet.apps "web" is invalid: spec: Forbidden: updates to statefulset spec for fields other than '
-        "'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
-        "'minReadySeconds' are forbidden")
+        "'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', "
+        "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden")
+
+
+def test_statefulset_revision_history_limit_is_mutable(apps: client.AppsV1Api) -> None:
+    created = apps.create_namespaced_stateful_set("default", _sts("web"))
+    assert created.spec.revision_history_limit == 10
+    updated = apps.patch_namespaced_stateful_set("web", "default", {"spec": {"revisionHistoryLimit": 3}})
+    assert updated.spec.revision_history_limit == 3
+    assert updated.metadata.generation == created.metadata.generation + 1
+    assert apps.read_namespaced_stateful_set("web", "default").spec.revision_history_limit == 3
+
+
+def test_statefulset_names_and_service_names_are_dns_labels(apps: client.AppsV1Api) -> None:
+    """The name becomes pod hostnames (DNS label since 1.26), serviceName their subdomain (checked since 1.33)."""
+    with pytest.raises(ApiException) as err:
+        apps.create_namespaced_stateful_set("default", _sts("a.b"))
+    assert err.value.status == 422
+    assert _body(err.value)["message"] == \
+        'StatefulSet.apps "a.b" is invalid: metadata.name: Invalid value: "a.b": must not contain dots'
+    bad_service = _sts("web")
+    bad_service["spec"]["serviceName"] = "Kafka_svc"
+    with pytest.raises(ApiException) as err:
+        apps.create_namespaced_stateful_set("default", bad_service)
+    assert err.value.status == 422
+    assert _body(err.value)["details"]["causes"] == [{
+        "reason": "FieldValueInvalid", "field": "spec.serviceName",
+        "message": 'Invalid value: "Kafka_svc": a lowercase RFC 1123 label must consist of lower case alphanumeric '
+                   "characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or "
+                   "'123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"}]
+    assert apps.list_namespaced_stateful_set("default").items == []
 
 
 # -- patches -----------------------------------------------------------------------------------------
