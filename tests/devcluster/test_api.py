@@ -265,6 +265,59 @@ def test_list_sorted_and_paged(core: client.CoreV1Api) -> None:
     assert [o.metadata.name for o in page2.items] == ["c"] and not page2.metadata._continue
 
 
+def test_list_resource_version_semantics(dc: DevClusterThread, core: client.CoreV1Api) -> None:
+    """resourceVersionMatch=Exact reads the past (410 once compacted), NotOlderThan the present, a future
+    revision is 504, and pages of one list all show the first page's revision."""
+    for name in ("a", "b", "c"):
+        core.create_namespaced_config_map("default", _cm(name, x="1"))
+    rv0 = core.list_namespaced_config_map("default").metadata.resource_version
+    core.patch_namespaced_config_map("a", "default", {"data": {"x": "2"}})
+    core.delete_namespaced_config_map("b", "default")
+    core.create_namespaced_config_map("default", _cm("d", x="1"))
+
+    then = core.list_namespaced_config_map("default", resource_version=rv0, resource_version_match="Exact")
+    assert then.metadata.resource_version == rv0
+    assert [(o.metadata.name, o.data["x"]) for o in then.items] == [("a", "1"), ("b", "1"), ("c", "1")]
+    now = core.list_namespaced_config_map("default", resource_version=rv0, resource_version_match="NotOlderThan")
+    assert [(o.metadata.name, o.data["x"]) for o in now.items] == [("a", "2"), ("c", "1"), ("d", "1")]
+    assert int(now.metadata.resource_version) > int(rv0)
+    with pytest.raises(ApiException) as err:
+        core.list_namespaced_config_map("default", resource_version=str(int(now.metadata.resource_version) + 1000))
+    assert err.value.status == 504 and _body(err.value)["reason"] == "Timeout"
+    assert _body(err.value)["details"]["causes"] == [{"reason": "ResourceVersionTooLarge",
+                                                      "message": "Too large resource version"}]
+
+    # Paging: later pages show the objects as of the first page, whatever happened in between.
+    page1 = core.list_namespaced_config_map("default", limit=2)
+    assert [o.metadata.name for o in page1.items] == ["a", "c"]
+    core.delete_namespaced_config_map("d", "default")
+    core.create_namespaced_config_map("default", _cm("e"))
+    page2 = core.list_namespaced_config_map("default", limit=2, _continue=page1.metadata._continue)
+    assert [o.metadata.name for o in page2.items] == ["d"]
+    assert page2.metadata.resource_version == page1.metadata.resource_version
+    with pytest.raises(ApiException) as err:
+        core.list_namespaced_config_map("default", limit=2, _continue=page1.metadata._continue, resource_version=rv0)
+    assert err.value.status == 400
+    assert _body(err.value)["message"] == "specifying resource version is not allowed when using continue"
+
+    # After compaction (etcd's, here the fault injector's) the past is gone: 410 Expired.
+    first = core.list_namespaced_config_map("default", limit=1)
+    core.create_namespaced_config_map("default", _cm("b"))  # the list moves on after its first page
+    dc.call(lambda c: c.faults.expire())
+    with pytest.raises(ApiException) as err:
+        core.list_namespaced_config_map("default", resource_version=rv0, resource_version_match="Exact")
+    assert err.value.status == 410 and _body(err.value)["reason"] == "Expired"
+    assert _body(err.value)["message"] == "The resourceVersion for the provided list is too old."
+    with pytest.raises(ApiException) as err:
+        core.list_namespaced_config_map("default", limit=1, _continue=first.metadata._continue)
+    expired = _body(err.value)
+    assert err.value.status == 410 and expired["message"].startswith(
+        "The provided continue parameter is too old to display a consistent list result.")
+    # The 410 carries a token that continues (inconsistently) at the current revision.
+    rest = core.list_namespaced_config_map("default", _continue=expired["metadata"]["continue"])
+    assert [o.metadata.name for o in rest.items] == ["b", "c", "e"]
+
+
 def test_label_and_field_selectors(core: client.CoreV1Api) -> None:
     for name, tier in (("a", "web"), ("b", "db"), ("c", None)):
         meta: dict = {"name": name}
@@ -445,6 +498,14 @@ def test_pods_binding_subresource_assigns_the_node(dc: DevClusterThread, core: c
     core.create_namespaced_pod("default", {"metadata": {"name": "p"}, "spec": {
         "schedulerName": "test-scheduler", "containers": [{"name": "c", "image": "busybox:1"}]}})
     node = core.list_node().items[0]
+    # spec.nodeName is set through pods/binding only; an update may not set it.
+    with pytest.raises(ApiException) as err:
+        core.patch_namespaced_pod("p", "default", {"spec": {"nodeName": node.metadata.name}})
+    assert err.value.status == 422
+    assert _body(err.value)["details"]["causes"][0]["field"] == "spec"
+    assert _body(err.value)["message"].startswith('Pod "p" is invalid: spec: Forbidden: pod updates may not change '
+                                                  "fields other than `spec.containers[*].image`")
+    assert core.read_namespaced_pod("p", "default").spec.node_name is None
     # kube-apiserver answers a binding with a Status, which the Python client cannot read as a V1Binding
     # (kubernetes-client/python#547), hence the raw response.
     resp = core.create_namespaced_pod_binding("p", "default", {"metadata": {"name": "p"}, "target": {
@@ -459,6 +520,30 @@ def test_pods_binding_subresource_assigns_the_node(dc: DevClusterThread, core: c
                                                             "target": {"kind": "Node", "name": "other"}},
                                            _preload_content=False)
     assert err.value.status == 409 and "is already assigned to node" in _body(err.value)["message"]
+
+
+def test_pod_tolerations_may_only_be_added(core: client.CoreV1Api) -> None:
+    core.create_namespaced_pod("default", {"metadata": {"name": "p"}, "spec": {
+        "schedulerName": "test-scheduler", "containers": [{"name": "c", "image": "busybox:1"}]}})
+    defaults = core.read_namespaced_pod("p", "default").spec.tolerations
+    assert [t.key for t in defaults] == ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
+    extra = {"key": "dedicated", "operator": "Equal", "value": "kafka", "effect": "NoSchedule"}
+    # Adding one (JSON patch append) and changing an existing one's tolerationSeconds are allowed.
+    core.patch_namespaced_pod("p", "default", [{"op": "add", "path": "/spec/tolerations/-", "value": extra},
+                                               {"op": "replace", "path": "/spec/tolerations/0/tolerationSeconds",
+                                                "value": 60}])
+    tolerations = core.read_namespaced_pod("p", "default").spec.tolerations
+    assert [(t.key, t.toleration_seconds) for t in tolerations] == [
+        ("node.kubernetes.io/not-ready", 60), ("node.kubernetes.io/unreachable", 300), ("dedicated", None)]
+    # Removing or changing one is not (a strategic merge patch replaces the whole list).
+    for patch in ({"spec": {"tolerations": [extra]}},
+                  [{"op": "replace", "path": "/spec/tolerations/2/value", "value": "zookeeper"}]):
+        with pytest.raises(ApiException) as err:
+            core.patch_namespaced_pod("p", "default", patch)
+        assert err.value.status == 422
+        assert _body(err.value)["message"] == ('Pod "p" is invalid: spec.tolerations: Forbidden: existing toleration '
+                                               "can not be modified except its tolerationSeconds")
+    assert len(core.read_namespaced_pod("p", "default").spec.tolerations) == 3
 
 
 def test_status_writes_are_a_separate_fault_target(dc: DevClusterThread, apps: client.AppsV1Api) -> None:
