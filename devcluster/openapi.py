@@ -466,19 +466,9 @@ def _models() -> Any:
 
 
 def _model_for(rt: ResourceType) -> Any:
-    models = _models()
-    version = rt.version[:1].upper() + rt.version[1:]
-    candidates = [f"{version}{rt.kind}"]
-    if rt.group:
-        prefix = rt.group.split(".")[0].capitalize()
-        candidates.append(f"{prefix}{version}{rt.kind}")
-    else:
-        candidates.append(f"Core{version}{rt.kind}")
-    for name in candidates:
-        cls = getattr(models, name, None)
-        if cls is not None and getattr(cls, "attribute_map", None):
-            return cls
-    return None
+    from devcluster.typecheck import model_class
+
+    return model_class(rt.group, rt.version, rt.kind)
 
 
 def _walk_model(value: Any, type_name: str, path: str, out: list[str]) -> None:

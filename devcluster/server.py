@@ -128,6 +128,16 @@ def _patched_text(raw: bytes, ctype: str, patched: Any) -> str:
     return json.dumps(patched, separators=(",", ":"), sort_keys=True)
 
 
+def _type_check_body(cls: Any, body: Obj, prefix: str) -> None:
+    """400 ``<prefix>: json: cannot unmarshal ...`` if ``body`` does not decode into the Go type of ``cls``."""
+    if cls is None:
+        return
+    try:
+        typecheck.check(cls, body)
+    except TypeMismatch as exc:
+        raise errors.bad_request(f"{prefix}: {exc}") from None
+
+
 def _strip_type(rt: ResourceType, obj: Obj) -> Obj:
     """Built-in list items carry no kind/apiVersion; custom resources keep theirs (as on a real server)."""
     if not rt.builtin:
@@ -344,13 +354,7 @@ class DevServer:
         if version != rt.version:
             raise errors.bad_request(f"the API version in the data ({api_version}) does not match the expected "
                                      f"API version ({rt.api_version})")
-        cls = model_class(rt.group, rt.version, rt.kind)
-        if cls is None:
-            return
-        try:
-            typecheck.check(cls, body)
-        except TypeMismatch as exc:
-            raise errors.bad_request(f"{prefix}: {exc}") from None
+        _type_check_body(model_class(rt.group, rt.version, rt.kind), body, prefix)
 
     async def _delete_options(self, request: web.Request) -> DeleteOptions:
         """DeleteOptions from the body (type-checked) or, without one, from the query parameters."""
@@ -588,6 +592,8 @@ class DevServer:
             raise errors.method_not_allowed()
         body = _decode(await request.read(), request.headers.get("Content-Type", ""))
         self._require_object(body)
+        _type_check_body(model_class("", "v1", "Binding"), body,
+                         'Binding in version "v1" cannot be handled as a Binding')
         target = body.get("target") or {}
         if not target.get("name"):
             raise errors.invalid("Binding", "", name, [errors.Cause("FieldValueRequired", "Required value",
@@ -603,14 +609,26 @@ class DevServer:
         method = request.method
         if method == "GET":
             return _json_response(scale_of(rt, self.api.get(rt, namespace, name)))
+        scale_model = model_class("autoscaling", "v1", "Scale")
         if method == "PUT":
             body = _decode(await request.read(), request.headers.get("Content-Type", ""))
             self._require_object(body)
+            _type_check_body(scale_model, body, 'Scale in version "v1" cannot be handled as a Scale')
         elif method == "PATCH":
             from devcluster.patch import apply_patch
 
+            raw, ctype = await request.read(), request.headers.get("Content-Type", "")
+            _check_patch_depth(raw, ctype)
             current = scale_of(rt, self.api.get(rt, namespace, name))
-            body = apply_patch(current, await request.read(), request.headers.get("Content-Type", ""), "Scale")
+            body = apply_patch(current, raw, ctype, "Scale")
+            if not isinstance(body, dict):
+                self._require_object(body)
+            try:
+                typecheck.check(scale_model, body)
+            except TypeMismatch as exc:
+                raise errors.invalid("", "", "", [errors.Cause(
+                    "FieldValueInvalid", f"Invalid value: {json.dumps(_patched_text(raw, ctype, body))}: {exc}",
+                    "patch")]) from None
         else:
             raise errors.method_not_allowed()
         obj = apply_scale(self.api, rt, namespace, name, body)
