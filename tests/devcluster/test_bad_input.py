@@ -218,3 +218,32 @@ def test_valid_values_of_the_checked_types_still_pass(
         events = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "keep")]
     assert core.list_namespaced_pod(NS).items[0].metadata.name == "p"  # the dry run stored nothing
+
+
+def test_custom_resource_body_of_another_type(
+        cluster: DevClusterThread, clients: tuple[client.CoreV1Api, client.AppsV1Api]) -> None:
+    """A custom resource body naming another kind is a 422 (``ValidateTypeMeta``), another group a 400."""
+    from tests.conftest import wait_for
+
+    ext = client.ApiextensionsV1Api(clients[0].api_client)
+    ext.create_custom_resource_definition({
+        "metadata": {"name": "gadgets.bad.example.com"},
+        "spec": {"group": "bad.example.com", "scope": "Namespaced",
+                 "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}})
+    wait_for(lambda: any(c.type == "Established" and c.status == "True" for c in
+                         ext.read_custom_resource_definition("gadgets.bad.example.com").status.conditions or []),
+             message="CRD Established")
+    path = f"/apis/bad.example.com/v1/namespaces/{NS}/gadgets"
+    status, answer = _send(cluster, "POST", path, {"apiVersion": "bad.example.com/v1", "kind": "Widget",
+                                                   "metadata": {"name": "g"}})
+    assert (status, answer["reason"]) == (422, "Invalid")
+    assert answer["message"] == 'Gadget.bad.example.com "g" is invalid: kind: Invalid value: "Widget": must be Gadget'
+    status, answer = _send(cluster, "POST", path, {"apiVersion": "other.example.com/v1", "kind": "Gadget",
+                                                   "metadata": {"name": "g"}})
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    assert answer["message"] == ("the API version in the data (other.example.com/v1) does not match the expected "
+                                 "API version (bad.example.com/v1)")
+    custom = client.CustomObjectsApi(clients[0].api_client)
+    assert custom.list_namespaced_custom_object("bad.example.com", "v1", NS, "gadgets")["items"] == []
