@@ -7,6 +7,7 @@ after 50 history events, for the one test that needs the server's suggestion."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest_asyncio
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from ballast.messages import SA_CLUSTER_NAME, SA_CLUSTER_NAMESPACE, SA_CLUSTER_PHASE
@@ -61,3 +64,18 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=50"],
     ) as environment:
         yield environment
+
+
+async def terminate_workflows(client: Client, *workflow_ids: str) -> None:
+    """Terminate the (latest runs of the) given workflows, ignoring ones that already ended.
+
+    A cluster workflow never ends on its own. Left running after its test, a timer of it (debounce, retry,
+    settle) fires when a later test skips time and schedules a workflow task on a task queue nobody polls any
+    more. The time-skipping server does not skip time while any workflow or activity task is outstanding --
+    and it keeps counting one that was abandoned, even after its workflow is terminated -- so every later
+    ``env.sleep`` then runs in real time, and one over 30 s fails ("h2 protocol error" / "Timeout expired").
+    So: let the workflow finish its task in flight while its worker still runs, then terminate it here, before
+    the worker stops."""
+    for workflow_id in workflow_ids:
+        with contextlib.suppress(RPCError):  # already completed, failed or continued into a closed run
+            await client.get_workflow_handle(workflow_id).terminate(reason="test finished")

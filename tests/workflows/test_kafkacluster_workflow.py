@@ -53,6 +53,7 @@ from ballast.messages import (
 from ballast.observed import KafkaState, ObjectState, ObservedCluster, PodState, StatefulSetState
 from ballast.planner import FINALIZER
 from ballast.spec import KafkaClusterSpec
+from tests.workflows.conftest import terminate_workflows
 from workflows.kafkacluster import KafkaClusterWorkflow, kraft_cluster_id
 
 pytestmark = [
@@ -308,11 +309,17 @@ class Running:
 
 @asynccontextmanager
 async def running(env: WorkflowEnvironment, fake: FakeCluster | None = None) -> AsyncIterator[Running]:
+    """A worker for one fake cluster's workflow; the workflow is terminated when the block ends (see
+    :func:`tests.workflows.conftest.terminate_workflows` for why)."""
     fake = fake or FakeCluster()
     task_queue = f"kc-{uuid.uuid4()}"
     async with Worker(env.client, task_queue=task_queue, workflows=[KafkaClusterWorkflow],
                       activities=fake.activities()):
         yield Running(env, env.client, fake, task_queue)
+        # Only after a test that passed: a failure's own report matters more than the leftovers it leaves.
+        await until(lambda: quiescent(env.client.get_workflow_handle(fake.workflow_id)),
+                    "the workflow to finish its task in flight before the worker stops")
+        await terminate_workflows(env.client, fake.workflow_id)
 
 
 async def status(handle: WorkflowHandle[Any, Any]) -> WorkflowStatusView:
@@ -358,6 +365,24 @@ async def idle(handle: WorkflowHandle[Any, Any]) -> bool:
         if event.event_type not in _WAITING:
             return event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
     return False
+
+
+async def quiescent(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Closed, or running with no workflow task outstanding and no activity pending: stopping its worker now
+    abandons nothing on the server."""
+    description = await handle.describe()
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return True
+    if description.raw_description.pending_activities:
+        return False
+    history = await handle.fetch_history()
+    task_events = [e.event_type for e in history.events if e.event_type in _WORKFLOW_TASK_EVENTS]
+    return bool(task_events) and task_events[-1] == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+
+
+_WORKFLOW_TASK_EVENTS = {EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+                         EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+                         EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT}
 
 
 async def settle(env: WorkflowEnvironment) -> None:
