@@ -95,6 +95,7 @@ from ballast.manifests.names import (
     statefulset_name,
 )
 from ballast.messages import ClusterRef
+from ballast.observability import record_reconcile_outcome
 from ballast.observed import KafkaState, ObjectState, ObservedCluster, PodState, StatefulSetState
 from ballast.planner import FINALIZER
 from ballast.spec import GROUP, KIND, PLURAL, VERSION, KafkaClusterSpec, quantity_bytes
@@ -467,6 +468,8 @@ class ClusterActivities(RollActivities, RebalanceActivities, ScaleInActivities, 
                 if err.status == 404:
                     return False
                 raise write_error(err, f"{KIND}/{ref.name} finalizers") from err
+            if not present and meta.get("deletionTimestamp"):
+                record_reconcile_outcome("deleted")  # the deletion's last step: the API server deletes it now
             return present
         raise ApplicationError(f"{KIND}/{ref.name}: finalizers kept changing (409 {CONFLICT_RETRIES} times)",
                                type="Conflict")
@@ -681,7 +684,11 @@ class ClusterActivities(RollActivities, RebalanceActivities, ScaleInActivities, 
     def update_status(self, inp: StatusUpdate) -> bool:
         """Read-modify-write ``status`` through the /status subresource. Conditions are merged by type
         (``lastTransitionTime`` changes only with ``status``). Returns whether anything was written: an
-        update that changes nothing, or a cluster that is gone, writes nothing."""
+        update that changes nothing, or a cluster that is gone, writes nothing.
+
+        ``inp.outcome`` (a reconcile outcome the workflow reports with this write) is counted in
+        ``ballast_reconcile_outcomes_total`` once the status holds it -- written now or already -- and not for
+        a cluster that is gone."""
         for _ in range(CONFLICT_RETRIES):
             kc = self._get_cluster(inp.ref)
             if kc is None:
@@ -689,6 +696,7 @@ class ClusterActivities(RollActivities, RebalanceActivities, ScaleInActivities, 
             live_status: JSON = kc.get("status") or {}
             status = self._next_status(inp, live_status)
             if status == live_status:
+                self._count_outcome(inp)
                 return False
             body = {"apiVersion": kc["apiVersion"], "kind": kc["kind"], "metadata": kc["metadata"],
                     "spec": kc.get("spec") or {}, "status": status}
@@ -701,9 +709,16 @@ class ClusterActivities(RollActivities, RebalanceActivities, ScaleInActivities, 
                 if err.status == 404:
                     return False
                 raise write_error(err, f"{KIND}/{inp.ref.name} status") from err
+            self._count_outcome(inp)
             return True
         raise ApplicationError(f"{KIND}/{inp.ref.name}: status kept changing (409 {CONFLICT_RETRIES} times)",
                                type="Conflict")
+
+    @staticmethod
+    def _count_outcome(inp: StatusUpdate) -> None:
+        # A metric is a side effect, so it is counted here and never in workflow code.
+        if inp.outcome:
+            record_reconcile_outcome(inp.outcome)
 
     def _next_status(self, inp: StatusUpdate, live: JSON) -> JSON:
         status = copy.deepcopy(live)

@@ -80,6 +80,9 @@ class StatusUpdate(Message):
     current_operation: dict[str, Any] | None = Field(default=None, description="OperationStatus as JSON; {} clears")
     last_operation: dict[str, Any] | None = None
     rebalance: dict[str, Any] | None = Field(default=None, description="RebalanceStatus as JSON; {} clears")
+    outcome: str | None = Field(default=None, description=(
+        "The reconcile outcome this write reports (ready, invalid, rejected, degraded, rolling, held, "
+        "interrupted), counted in ballast_reconcile_outcomes_total; not a status field"))
 
 
 class EventInput(Message):

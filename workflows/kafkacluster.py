@@ -63,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from activities import contracts as act
-    from ballast import planner, roll
+    from ballast import observability, planner, roll
     from ballast.manifests.names import Role, config_map_name, node_ids
     from ballast.messages import (
         QUERY_PLAN,
@@ -169,7 +169,8 @@ def _ready_pods(pods: list[PodState], expected_ids: list[int]) -> int:
 
 def _merged(written: dict[str, Any], update: act.StatusUpdate) -> dict[str, Any]:
     """``written`` with ``update`` applied the way UPDATE_STATUS applies it: None keeps, conditions by type."""
-    fields = update.model_dump(exclude_none=True, exclude={"ref", "conditions"})
+    # ``outcome`` is what the write reports (a metric), not status: it never makes a write due on its own.
+    fields = update.model_dump(exclude_none=True, exclude={"ref", "conditions", "outcome"})
     conditions = {**written.get("conditions", {}), **{c.type: c.model_dump() for c in update.conditions}}
     return {**written, **fields, "conditions": conditions}
 
@@ -237,6 +238,8 @@ class KafkaClusterWorkflow(StructuralOperations):
         # A fresh start reconciles once even without a signal (started by hand, or a lost signal); a
         # continued run has its due work in the carried input.
         self._pass_due = workflow.info().continued_run_id is None
+        # The trace context of an annotation change that made a pass due (it queues no generation).
+        self._due_trace_context: dict[str, str] = {}
         self._passes = 0
         self._finished = False
         self._plan = planner.Plan()
@@ -289,12 +292,26 @@ class KafkaClusterWorkflow(StructuralOperations):
                 # Checked before acting: a steady stream of signals must not grow the history forever.
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._carry_over())
-            result = await self._reconcile_pass()
+            # The pass runs in the trace of the watcher event that asked for it, so its activities join that
+            # event's trace (a signal to a running workflow only gets a link to it otherwise). Context only:
+            # no command changes, and replays behave the same.
+            with observability.attached_trace_context(self._trigger_trace_context()):
+                result = await self._reconcile_pass()
             if result is not None:
                 self._finished = True
                 self._show()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return result
+
+    def _trigger_trace_context(self) -> dict[str, str]:
+        """The W3C trace context of the signal the next pass answers: the queued spec change's, else the newest
+        traced drift notice's; empty (the workflow's own trace) for a retry, a resume or a timer."""
+        if self._pending_spec is not None and self._pending_spec.trace_context:
+            return self._pending_spec.trace_context
+        for change in reversed(self._pending_observed):
+            if change.trace_context:
+                return change.trace_context
+        return self._due_trace_context
 
     async def _wait_for_work(self) -> None:
         """Return when a pass should run, or continue-as-new is due. Roll progress is reported meanwhile."""
@@ -391,6 +408,7 @@ class KafkaClusterWorkflow(StructuralOperations):
         self._pending_spec = None  # anything arriving from now on is newer than this pass' observation
         self._pending_observed = []
         self._pass_due = False
+        self._due_trace_context = {}
         self._show()
         try:
             observed = await self._observe()
@@ -809,7 +827,7 @@ class KafkaClusterWorkflow(StructuralOperations):
             brokers_desired=spec.brokers.replicas, controllers_desired=spec.controllers.replicas,
             current_operation=self._roll_operation(self._roll),
             last_operation=self._last_operation("Succeeded", f"generation {observed.generation} applied")
-            if self._operation else None)
+            if self._operation else None, outcome="rolling")
         await self._write_status(update, summary="report the roll")
         self._operation = None
 
@@ -834,7 +852,7 @@ class KafkaClusterWorkflow(StructuralOperations):
             brokers_desired=spec.brokers.replicas, controllers_desired=spec.controllers.replicas,
             current_operation={} if self._operation else None,
             last_operation=self._last_operation("Succeeded", f"generation {observed.generation} applied")
-            if self._operation else None)
+            if self._operation else None, outcome="held")
         await self._write_status(update, summary="report the held roll")
         self._operation = None
 
@@ -914,7 +932,8 @@ class KafkaClusterWorkflow(StructuralOperations):
                 ref=self._ref, observed_generation=generation, phase=phase.value,
                 conditions=[c.update() for c in conditions],
                 current_operation={} if self._operation else None,
-                last_operation=self._last_operation("Failed", f"{where}{message}") if self._operation else None),
+                last_operation=self._last_operation("Failed", f"{where}{message}") if self._operation else None,
+                outcome="rejected" if phase is Phase.INVALID else "degraded"),
                 summary=f"report {phase.value}")
             self._operation = None
         except ActivityError as status_err:
@@ -981,7 +1000,7 @@ class KafkaClusterWorkflow(StructuralOperations):
             brokers_desired=spec.brokers.replicas, brokers_ready=brokers,
             controllers_desired=spec.controllers.replicas, controllers_ready=controllers,
             current_operation={} if finished else None,
-            last_operation=self._last_operation("Succeeded", summary) if finished else None)
+            last_operation=self._last_operation("Succeeded", summary) if finished else None, outcome="ready")
         was = self._phase
         self._set_phase(Phase.READY)
         self._step = ""
@@ -1009,8 +1028,8 @@ class KafkaClusterWorkflow(StructuralOperations):
                            f"generation {observed.generation} is invalid; {ready}"),
                 Condition(ConditionType.RECONCILING, "False", "InvalidSpec", "waiting for a corrected spec"))],
             current_operation={} if self._operation else None,
-            last_operation=self._last_operation("Failed", message) if self._operation else None),
-            summary="report the invalid spec")
+            last_operation=self._last_operation("Failed", message) if self._operation else None,
+            outcome="invalid"), summary="report the invalid spec")
         self._operation = None
         if self._invalid != (observed.generation, message):
             await self._event("Warning", "InvalidSpec", message)
@@ -1022,8 +1041,8 @@ class KafkaClusterWorkflow(StructuralOperations):
             return
         try:
             await self._write_status(act.StatusUpdate(
-                ref=self._ref, current_operation={}, last_operation=self._last_operation(result, message)),
-                summary=f"record operation {result}")
+                ref=self._ref, current_operation={}, last_operation=self._last_operation(result, message),
+                outcome="interrupted" if result == "Cancelled" else None), summary=f"record operation {result}")
         except ActivityError as err:
             workflow.logger.warning("could not record the interrupted operation: %s", failure_message(err))
         self._operation = None
@@ -1036,6 +1055,8 @@ class KafkaClusterWorkflow(StructuralOperations):
     async def _write_status(self, update: act.StatusUpdate, *, summary: str) -> None:
         """Write status unless it would change nothing this run already wrote (so passes that find nothing
         to do stay quiet). Fields left None keep their value, as in the activity."""
+        # The reports set the phase before their step and message: show all of it (no command, replay-safe).
+        self._show()
         believed = _merged(self._status_written, update)
         if believed == self._status_written:
             return
@@ -1130,8 +1151,10 @@ class KafkaClusterWorkflow(StructuralOperations):
         rebalance_token = change.annotations.get(REBALANCE_ANNOTATION, "")
         if rebalance_token != self._last_rebalance_token and not self._pass_due:
             self._pass_due = True
+            self._due_trace_context = change.trace_context
         if token and token != self._last_roll_token and not self._pass_due:
             self._pass_due = True
+            self._due_trace_context = change.trace_context
             self._show()
         newer = change.generation > self._processed_generation
         if not newer and not change.deleting:
