@@ -26,8 +26,10 @@ Metrics
 
 Logs
     :func:`configure_logging` installs a JSON formatter whose records carry ``cluster``, ``workflow_id``
-    (from :func:`log_context`, or from temporalio's workflow/activity logger extras) and the current
-    ``trace_id``/``span_id``.
+    and the current ``trace_id``/``span_id``. ``workflow_id`` comes from :func:`log_context`, temporalio's
+    workflow/activity logger extras, or -- for any other logger, e.g. kafka-python's inside an activity -- the
+    running activity; ``cluster`` (``<namespace>/<name>``) from the workflow id when not set otherwise.
+    kafka-python's loggers are held at WARNING (at INFO they log every connection).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import Counter, Gauge, start_http_server
+from temporalio import activity
+from temporalio import workflow as temporal_workflow
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
@@ -260,11 +264,37 @@ def log_context(**fields: str) -> Iterator[None]:
         _LOG_CONTEXT.reset(token)
 
 
+# The workflow id prefixes of the workflows that belong to one KafkaCluster (see ballast.messages).
+_CLUSTER_WORKFLOW_KINDS = ("kafkacluster", "roll", "rebalance")
+
+
+def cluster_of_workflow(workflow_id: str) -> str:
+    """``<namespace>/<name>`` of the KafkaCluster a ballast workflow id belongs to (``kafkacluster/<ns>/<name>``,
+    ``roll/<ns>/<name>/<n>``, ``rebalance/<ns>/<name>/<n>``); "" for any other id."""
+    parts = workflow_id.split("/")
+    if len(parts) >= 3 and parts[0] in _CLUSTER_WORKFLOW_KINDS and parts[1] and parts[2]:
+        return f"{parts[1]}/{parts[2]}"
+    return ""
+
+
+def _temporal_workflow_id(record: logging.LogRecord) -> str:
+    """The workflow id temporalio's loggers attach (``temporal_workflow`` / ``temporal_activity`` extras), else
+    that of the activity running in this thread or task (records of other loggers, e.g. kafka-python's)."""
+    for extra in ("temporal_workflow", "temporal_activity"):
+        info = getattr(record, extra, None)
+        if isinstance(info, dict) and info.get("workflow_id"):
+            return str(info["workflow_id"])
+    if activity.in_activity():
+        return activity.info().workflow_id or ""
+    return ""
+
+
 class ContextFilter(logging.Filter):
     """Stamp records with ``cluster``, ``workflow_id``, ``trace_id`` and ``span_id`` (empty when unknown).
 
-    ``workflow_id`` also comes from temporalio's loggers, which attach ``temporal_workflow`` /
-    ``temporal_activity`` dicts as record extras.
+    Fields set by :func:`log_context` win; otherwise ``workflow_id`` comes from temporalio (see
+    :func:`_temporal_workflow_id`) and ``cluster`` from the workflow id (:func:`cluster_of_workflow`), so
+    activities need no logging code of their own.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -272,12 +302,11 @@ class ContextFilter(logging.Filter):
         for key, value in fields.items():
             if not getattr(record, key, None):
                 setattr(record, key, value)
-        if not getattr(record, "workflow_id", None):
-            for extra in ("temporal_workflow", "temporal_activity"):
-                info = getattr(record, extra, None)
-                if isinstance(info, dict) and info.get("workflow_id"):
-                    record.workflow_id = info["workflow_id"]
-                    break
+        workflow_id = str(getattr(record, "workflow_id", "") or "") or _temporal_workflow_id(record)
+        if workflow_id:
+            record.workflow_id = workflow_id
+            if not getattr(record, "cluster", None) and cluster_of_workflow(workflow_id):
+                record.cluster = cluster_of_workflow(workflow_id)
         ids = current_trace_ids()
         if ids is not None and not getattr(record, "trace_id", None):
             record.trace_id, record.span_id = ids
@@ -309,18 +338,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Route the root logger to stderr with :class:`JsonFormatter` (or a plain text format)."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
+    """Route the root logger to ``stream`` (default stderr) with :class:`JsonFormatter` (or a plain text
+    format). kafka-python's loggers are held at WARNING or above (``level`` if that is higher)."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.addFilter(ContextFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
+        # The JSON fields carry the workflow/activity ids: not appended to every message as well.
+        temporal_workflow.logger.workflow_info_on_message = False
+        activity.logger.activity_info_on_message = False
     else:
         handler.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)s %(name)s [%(cluster)s %(trace_id)s] %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
 
 
 @dataclass

@@ -14,7 +14,7 @@ import base64
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
@@ -308,18 +309,19 @@ class Running:
 
 
 @asynccontextmanager
-async def running(env: WorkflowEnvironment, fake: FakeCluster | None = None) -> AsyncIterator[Running]:
-    """A worker for one fake cluster's workflow; the workflow is terminated when the block ends (see
-    :func:`tests.workflows.conftest.terminate_workflows` for why)."""
+async def running(env: WorkflowEnvironment, fake: FakeCluster | None = None, *, client: Client | None = None,
+                  workflows: Sequence[type] = (KafkaClusterWorkflow,)) -> AsyncIterator[Running]:
+    """A worker (on ``client``, default the environment's) for one fake cluster's workflow; the workflow is
+    terminated when the block ends (see :func:`tests.workflows.conftest.terminate_workflows` for why)."""
     fake = fake or FakeCluster()
+    client = client or env.client
     task_queue = f"kc-{uuid.uuid4()}"
-    async with Worker(env.client, task_queue=task_queue, workflows=[KafkaClusterWorkflow],
-                      activities=fake.activities()):
-        yield Running(env, env.client, fake, task_queue)
+    async with Worker(client, task_queue=task_queue, workflows=list(workflows), activities=fake.activities()):
+        yield Running(env, client, fake, task_queue)
         # Only after a test that passed: a failure's own report matters more than the leftovers it leaves.
-        await until(lambda: quiescent(env.client.get_workflow_handle(fake.workflow_id)),
+        await until(lambda: quiescent(client.get_workflow_handle(fake.workflow_id)),
                     "the workflow to finish its task in flight before the worker stops")
-        await terminate_workflows(env.client, fake.workflow_id)
+        await terminate_workflows(client, fake.workflow_id)
 
 
 async def status(handle: WorkflowHandle[Any, Any]) -> WorkflowStatusView:
@@ -433,6 +435,20 @@ async def test_provisioning_runs_controllers_then_brokers_then_ready(env: Workfl
         phase = [v for k, v in description.typed_search_attributes if k.name == SA_CLUSTER_PHASE]
         assert phase == ["Ready"]
         assert await plan(handle) == []
+        assert outcomes(fake) == ["ready"]  # what ballast_reconcile_outcomes_total counts (in the activity)
+
+        # The Temporal UI: the workflow's current details, and a summary on every activity it scheduled.
+        details = await current_details(handle)
+        assert details.startswith(f"**KafkaCluster {fake.namespace}/demo** -- phase **Ready**")
+        assert "- generation processed: 1" in details and "3/3 controllers, 3/3 brokers ready" in details
+        summaries = await activity_summaries(handle)
+        assert len(summaries) == len(fake.calls)
+        assert all(s.startswith(f"{fake.namespace}/demo: ") for s in summaries), summaries
+        shown = [s.split(": ", 1)[1] for s in summaries]
+        assert {"observe the cluster", "add the cleanup finalizer", f"persist cluster id {cluster_id}",
+                "apply controllers manifests", "wait for 3 controllers and a quorum leader",
+                "report step 2/7 generate the KRaft cluster id",
+                "event ClusterReady", "report Ready"} <= set(shown), shown
 
         # Nothing drifted: an observed change only observes, writes nothing, acts on nothing.
         before = len(fake.calls)
@@ -453,6 +469,25 @@ async def test_provisioning_runs_controllers_then_brokers_then_ready(env: Workfl
 
 async def _async(value: bool) -> bool:
     return value
+
+
+def outcomes(fake: FakeCluster) -> list[str]:
+    """The reconcile outcomes the workflow reported with its status writes, in order."""
+    return [a.outcome for n, a in fake.calls if n == act.UPDATE_STATUS and a.outcome]
+
+
+async def current_details(handle: WorkflowHandle[Any, Any]) -> str:
+    """The markdown the Temporal UI shows as the workflow's "current details"."""
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return metadata.current_details
+
+
+async def activity_summaries(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The summary (the Temporal UI's label) of every activity the workflow scheduled, "" where there is none."""
+    converter = pydantic_data_converter.payload_converter
+    return [converter.from_payload(e.user_metadata.summary, str) if e.user_metadata.HasField("summary") else ""
+            for e in (await handle.fetch_history()).events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
 
 
 async def test_drift_repairs_only_what_changed(env: WorkflowEnvironment) -> None:
@@ -579,6 +614,7 @@ async def test_invalid_spec_changes_nothing_and_waits_for_the_next_generation(en
         await until_phase(handle, "Ready", generation=2)
         assert fake.conditions["Invalid"].status == "False"
         assert fake.count(act.APPLY_MANIFESTS) == 2
+        assert outcomes(fake) == ["invalid", "ready"]  # the drift pass while Invalid reported nothing new
 
 
 async def test_spec_that_does_not_parse_names_the_field(env: WorkflowEnvironment) -> None:
@@ -612,6 +648,7 @@ async def test_rejected_step_reports_then_retries_with_backoff(env: WorkflowEnvi
         await env.sleep(timedelta(seconds=31))
         await until_phase(handle, "Ready", generation=1)
         assert fake.conditions["Invalid"].status == "False"
+        assert outcomes(fake) == ["rejected", "ready"]
 
 
 async def test_cluster_deleted_while_a_step_fails_ends_cleanly(env: WorkflowEnvironment) -> None:
@@ -650,6 +687,9 @@ async def test_pause_stops_between_steps_and_resume_finishes(env: WorkflowEnviro
         assert fake.names()[-1] == act.WAIT_CONTROLLERS_READY
         lines = await plan(handle)
         assert lines[0] == "paused (disk replacement): nothing runs until resume"
+        details = await current_details(handle)
+        assert "phase **Provisioning**" in details and "- **paused**: disk replacement" in details
+        assert "- step: paused before 5/7" in details
         assert [line.split(" -- ")[0] for line in lines[1:]] == [
             "5/7 apply brokers manifests", "6/7 wait for 3 brokers to register", "7/7 mark the cluster Ready"]
         # Signals still queue while paused.
@@ -782,6 +822,7 @@ async def test_deletion_mid_provisioning_cancels_the_operation(env: WorkflowEnvi
         cancelled = [a.last_operation for n, a in fake.calls if n == act.UPDATE_STATUS and a.last_operation]
         assert cancelled[-1]["result"] == "Cancelled" and cancelled[-1]["type"] == "Provisioning"
         assert cancelled[-1]["message"] == "the KafkaCluster is being deleted"
+        assert outcomes(fake) == ["interrupted"]
 
 
 async def test_cluster_gone_ends_the_workflow(env: WorkflowEnvironment) -> None:
