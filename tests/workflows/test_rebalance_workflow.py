@@ -70,8 +70,8 @@ from ballast.messages import (
     rebalance_workflow_id,
 )
 from ballast.observed import ObservedCluster
-from tests.workflows.conftest import _test_server_binary
-from tests.workflows.test_kafkacluster_workflow import FakeCluster, idle, status, until_phase
+from tests.workflows.conftest import _test_server_binary, terminate_workflows
+from tests.workflows.test_kafkacluster_workflow import FakeCluster, idle, quiescent, status, until_phase
 from tests.workflows.test_roll_workflow import Pod, RollingCluster, until
 from workflows.kafkacluster import KafkaClusterWorkflow
 from workflows.rebalance import RebalanceWorkflow
@@ -837,6 +837,10 @@ async def cluster(env: WorkflowEnvironment, fake: ScalingCluster) -> AsyncIterat
     async with Worker(env.client, task_queue=task_queue,
                       workflows=[KafkaClusterWorkflow, RebalanceWorkflow, RollWorkflow], activities=fake.activities()):
         yield ClusterRun(env, env.client, fake, task_queue)
+        # As test_kafkacluster_workflow.running: nothing abandoned on the shared time-skipping server.
+        await until(lambda: quiescent(env.client.get_workflow_handle(fake.workflow_id)),
+                    "the workflow to finish its task in flight before the worker stops")
+        await terminate_workflows(env.client, fake.workflow_id)
 
 
 def scaling_cluster(brokers: int, *, rebalance: dict[str, Any] | None = None, partitions: int = 0,

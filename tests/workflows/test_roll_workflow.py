@@ -67,8 +67,8 @@ from ballast.messages import (
 )
 from ballast.observed import KafkaState, ObservedCluster, PodState, StatefulSetState
 from ballast.spec import RollPolicy
-from tests.workflows.conftest import _test_server_binary
-from tests.workflows.test_kafkacluster_workflow import FakeCluster, idle, status, until_phase
+from tests.workflows.conftest import _test_server_binary, terminate_workflows
+from tests.workflows.test_kafkacluster_workflow import FakeCluster, idle, quiescent, status, until_phase
 from workflows.kafkacluster import KafkaClusterWorkflow
 from workflows.roll import RollWorkflow
 
@@ -703,6 +703,10 @@ async def cluster(env: WorkflowEnvironment, fake: RollingCluster | None = None) 
     async with Worker(env.client, task_queue=task_queue, workflows=[KafkaClusterWorkflow, RollWorkflow],
                       activities=fake.activities()):
         yield ClusterRun(env, env.client, fake, task_queue)
+        # As test_kafkacluster_workflow.running: nothing abandoned on the shared time-skipping server.
+        await until(lambda: quiescent(env.client.get_workflow_handle(fake.workflow_id)),
+                    "the workflow to finish its task in flight before the worker stops")
+        await terminate_workflows(env.client, fake.workflow_id)
 
 
 async def until_rolled(handle: WorkflowHandle[Any, Any], fake: RollingCluster, number: int,
