@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest_asyncio
@@ -39,10 +40,9 @@ def _test_server_binary() -> str:
     return str(candidate)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping test server per test module: the server stops skipping time while any activity is
-    pending -- also one a cancelled workflow left behind -- so one module's leftovers must not slow the next."""
+@asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server of its own, with the operator's search attributes registered."""
     async with await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=_test_server_binary()
     ) as environment:
@@ -51,6 +51,14 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
             namespace=environment.client.namespace,
             search_attributes={SA_CLUSTER_NAME: keyword, SA_CLUSTER_NAMESPACE: keyword, SA_CLUSTER_PHASE: keyword},
         ))
+        yield environment
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server per test module: the server stops skipping time while any activity is
+    pending -- also one a cancelled workflow left behind -- so one module's leftovers must not slow the next."""
+    async with time_skipping_server() as environment:
         yield environment
 
 

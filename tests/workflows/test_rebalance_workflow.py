@@ -24,10 +24,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from temporalio import activity, workflow
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -43,9 +40,6 @@ from ballast.messages import (
     REBALANCE_UPDATE_CANCEL,
     REBALANCE_UPDATE_PAUSE,
     REBALANCE_UPDATE_RESUME,
-    SA_CLUSTER_NAME,
-    SA_CLUSTER_NAMESPACE,
-    SA_CLUSTER_PHASE,
     SIGNAL_REBALANCE_PROGRESS,
     SIGNAL_SPEC_CHANGED,
     UPDATE_APPROVE_REBALANCE,
@@ -70,7 +64,7 @@ from ballast.messages import (
     rebalance_workflow_id,
 )
 from ballast.observed import ObservedCluster
-from tests.workflows.conftest import _test_server_binary, terminate_workflows
+from tests.workflows.conftest import terminate_workflows, time_skipping_server
 from tests.workflows.test_kafkacluster_workflow import FakeCluster, idle, quiescent, status, until_phase
 from tests.workflows.test_roll_workflow import Pod, RollingCluster, until
 from workflows.kafkacluster import KafkaClusterWorkflow
@@ -82,26 +76,6 @@ pytestmark = [
     # A workflow that ends or continues-as-new with a handler still running loses that handler's work.
     pytest.mark.filterwarnings("error:.*handlers are still running:RuntimeWarning"),
 ]
-
-
-@asynccontextmanager
-async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
-    async with await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=_test_server_binary()
-    ) as environment:
-        keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-        await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-            namespace=environment.client.namespace,
-            search_attributes={SA_CLUSTER_NAME: keyword, SA_CLUSTER_NAMESPACE: keyword, SA_CLUSTER_PHASE: keyword},
-        ))
-        yield environment
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """This module's own time-skipping server (the workflows here race cancellations against activities)."""
-    async with time_skipping_server() as environment:
-        yield environment
 
 
 @pytest_asyncio.fixture(loop_scope="session")

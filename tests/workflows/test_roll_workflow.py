@@ -19,12 +19,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from temporalio import activity
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -39,9 +35,6 @@ from ballast.messages import (
     ROLL_UPDATE_EXTEND,
     ROLL_UPDATE_PAUSE,
     ROLL_UPDATE_RESUME,
-    SA_CLUSTER_NAME,
-    SA_CLUSTER_NAMESPACE,
-    SA_CLUSTER_PHASE,
     SIGNAL_OBSERVED_CHANGED,
     SIGNAL_SPEC_CHANGED,
     UPDATE_CANCEL_OPERATION,
@@ -67,7 +60,7 @@ from ballast.messages import (
 )
 from ballast.observed import KafkaState, ObservedCluster, PodState, StatefulSetState
 from ballast.spec import RollPolicy
-from tests.workflows.conftest import _test_server_binary, terminate_workflows
+from tests.workflows.conftest import terminate_workflows
 from tests.workflows.test_kafkacluster_workflow import FakeCluster, idle, quiescent, status, until_phase
 from workflows.kafkacluster import KafkaClusterWorkflow
 from workflows.roll import RollWorkflow
@@ -77,20 +70,6 @@ pytestmark = [
     pytest.mark.filterwarnings("error:.*handlers are still running:RuntimeWarning"),
 ]
 
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """This module's own time-skipping server: the tests skip minutes of workflow time, which a test server
-    cannot do while some other test's abandoned activity is still outstanding there."""
-    async with await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=_test_server_binary()
-    ) as environment:
-        keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-        await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-            namespace=environment.client.namespace,
-            search_attributes={SA_CLUSTER_NAME: keyword, SA_CLUSTER_NAMESPACE: keyword, SA_CLUSTER_PHASE: keyword},
-        ))
-        yield environment
 
 OLD, NEW = "demo-broker-old", "demo-broker-new"
 C_OLD, C_NEW = "demo-controller-old", "demo-controller-new"
