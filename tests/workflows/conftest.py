@@ -8,6 +8,7 @@ after 50 history events, for the one test that needs the server's suggestion."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -85,5 +86,20 @@ async def terminate_workflows(client: Client, *workflow_ids: str) -> None:
     So: let the workflow finish its task in flight while its worker still runs, then terminate it here, before
     the worker stops."""
     for workflow_id in workflow_ids:
+        await record_history_if_asked(client, workflow_id)
         with contextlib.suppress(RPCError):  # already completed, failed or continued into a closed run
             await client.get_workflow_handle(workflow_id).terminate(reason="test finished")
+
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def record_history_if_asked(client: Client, workflow_id: str) -> None:
+    """Save the workflow's (latest run's) history as ``histories/<test name>.json`` when the running test is
+    named in ``BALLAST_RECORD_HISTORIES`` (comma-separated). The replay test replays every saved history on
+    today's code, so a change that would break running workflows' determinism fails there."""
+    wanted = {name.strip() for name in os.environ.get("BALLAST_RECORD_HISTORIES", "").split(",")}
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[-1].split(" ")[0].split("[")[0]
+    if test and test in wanted:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        (HISTORIES / f"{test}.json").write_text(history.to_json())

@@ -55,8 +55,10 @@ from ballast.messages import (
 from ballast.observed import KafkaState, ObjectState, ObservedCluster, PodState, StatefulSetState
 from ballast.planner import FINALIZER
 from ballast.spec import KafkaClusterSpec
-from tests.workflows.conftest import terminate_workflows
+from tests.workflows.conftest import HISTORIES, terminate_workflows
 from workflows.kafkacluster import KafkaClusterWorkflow, kraft_cluster_id
+from workflows.rebalance import RebalanceWorkflow
+from workflows.roll import RollWorkflow
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="session"),
@@ -64,7 +66,6 @@ pytestmark = [
     pytest.mark.filterwarnings("error:.*handlers are still running:RuntimeWarning"),
 ]
 
-HISTORIES = Path(__file__).parent / "histories"
 PLACEHOLDER_ID = "A" * 22
 # Rebalancing off: no durable disk-skew timer, which time skipping would fire into activities these fakes do not
 # have (tests/workflows/test_rebalance_workflow.py turns it on where it is tested).
@@ -867,5 +868,6 @@ async def test_recorded_histories_replay_deterministically(history_file: Path) -
     from temporalio.client import WorkflowHistory
 
     history = WorkflowHistory.from_json("kafkacluster/recorded", history_file.read_text())
-    replayer = Replayer(workflows=[KafkaClusterWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[KafkaClusterWorkflow, RollWorkflow, RebalanceWorkflow],
+                        data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)
