@@ -738,17 +738,7 @@ class KafkaClusterWorkflow(StructuralOperations):
         self._show()
 
     async def _signal_roll(self, name: str, arg: BaseModel) -> bool:
-        state = self._roll
-        if state is None:
-            return False
-        try:
-            await workflow.get_external_workflow_handle(state.workflow_id).signal(name, arg)
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:  # the roll ended meanwhile (its result is on the way)
-            workflow.logger.info("%s not delivered to %s: %s", name, state.workflow_id, err)
-            return False
-        return True
+        return await self._signal_child(self._roll.workflow_id if self._roll else None, name, arg)
 
     def _roll_operation(self, state: _RunningRoll) -> dict[str, Any]:
         """``currentOperation`` for the roll: step i/n and the pod(s) in flight, progress, why it waits."""

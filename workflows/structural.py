@@ -369,15 +369,19 @@ class StructuralOperations:
         self._show()
 
     async def _signal_rebalance(self, name: str, arg: BaseModel) -> bool:
-        state = self._rebalance
-        if state is None:
+        return await self._signal_child(self._rebalance.workflow_id if self._rebalance else None, name, arg)
+
+    async def _signal_child(self, workflow_id: str | None, name: str, arg: BaseModel) -> bool:
+        """Signal the running roll or rebalance (``workflow_id``; None: none runs). False when it is not
+        delivered: it ended meanwhile, and its result is on the way."""
+        if workflow_id is None:
             return False
         try:
-            await workflow.get_external_workflow_handle(state.workflow_id).signal(name, arg)
+            await workflow.get_external_workflow_handle(workflow_id).signal(name, arg)
         except asyncio.CancelledError:
             raise
-        except Exception as err:  # it ended meanwhile (its result is on the way)
-            workflow.logger.info("%s not delivered to %s: %s", name, state.workflow_id, err)
+        except Exception as err:
+            workflow.logger.info("%s not delivered to %s: %s", name, workflow_id, err)
             return False
         return True
 
