@@ -222,6 +222,7 @@ class LifecycleMixin:
         node.fenced = True
         node.registered_incarnation = node.incarnation
         self._metadata_write(1)
+        self._record(HistoryEvent(self._now, "broker_registered", node=node.node_id))
         self._schedule(self._now + self.tuning.broker_unfence_delay_s, "unfence", node.node_id, node.incarnation)
 
     def _unfence(self, node_id: int, incarnation: uuid.UUID) -> None:

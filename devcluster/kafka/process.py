@@ -29,8 +29,10 @@ Lifecycle of a :class:`SimKafkaProcess` (one KRaft node of the shared cluster mo
   leaves the ISRs before the process ends with exit code 143; without an active controller it cannot
   complete and waits, so the kubelet kills it after the grace period. ``stop(graceful=False)`` (SIGKILL,
   crash): the node just stops (137); the controller fences it after ``broker.session.timeout.ms``.
-- The process exits 1 on its own when the model shuts the broker down because all its log dirs failed
-  (and at start while they are still failed).
+- The process exits 1 on its own when the model shuts the broker down because all its log dirs failed.
+  At start, a broker whose log dirs have all failed (``fail-disk``, not yet ``restore-disk``) exits 1
+  before it listens or starts its node in the model, so it never registers with the controller: Kafka's
+  LogManager validates the log dirs early in broker start-up and halts when none is usable.
 
 Log dir capacity: the ``status.capacity.storage`` of the PVC mounted at (or above) the log dir, else the
 ``sizeLimit`` of an emptyDir, else the node's allocatable ephemeral storage. It is read at process start and
@@ -297,6 +299,9 @@ class SimKafkaProcess:
             self._finish(EXIT_CONFIG_ERROR, str(err))
             return
         self.model = self.runtime.directory.get_or_create(self.cluster_id)
+        if self._no_usable_log_dir():
+            self._finish(EXIT_CONFIG_ERROR, self._no_usable_log_dir_message())
+            return
         dns = ClusterDns(self.runtime.api, _ns(self.ctx))
         try:
             for listener in self.config.listeners:
@@ -375,6 +380,11 @@ class SimKafkaProcess:
         key = (self.cluster_id, cfg.node_id)
         while not self.runtime.claim(key, self):
             await asyncio.sleep(WATCH_INTERVAL_S)
+        if self._no_usable_log_dir():
+            # A disk failed while this process waited for its node id: still before registration.
+            self._finish(EXIT_CONFIG_ERROR, self._no_usable_log_dir_message())
+            await self._stop_servers()
+            return
         try:
             log_dirs = cfg.log_dirs if cfg.is_broker else (cfg.metadata_log_dir,)
             view = model.start_node(
@@ -391,11 +401,6 @@ class SimKafkaProcess:
             await self._stop_servers()
             return
         self._registered, self._incarnation = True, view.incarnation_id
-        if cfg.is_broker and self._all_dirs_failed():
-            self._finish(EXIT_CONFIG_ERROR, f"Shutdown broker because all log dirs in {','.join(cfg.log_dirs)} "
-                                            "have failed", graceful=False)
-            await self._stop_servers()
-            return
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             current = model.node(cfg.node_id)
@@ -417,10 +422,22 @@ class SimKafkaProcess:
             if capacity != spec.capacity_bytes:
                 self.model.set_log_dir_capacity(self.config.node_id, spec.path, capacity)
 
-    def _all_dirs_failed(self) -> bool:
-        assert self.model is not None and self.config is not None
-        dirs = self.model.describe_log_dirs(self.config.node_id, {})
-        return bool(dirs) and all(d.error == ErrorCode.KAFKA_STORAGE_ERROR for d in dirs)
+    def _no_usable_log_dir(self) -> bool:
+        """A broker whose configured log dirs have all failed in the model (the disks stay failed across
+        restarts until ``restore-disk``): LogManager finds none usable at start-up. A dir the model does
+        not know yet (a new path) is usable."""
+        model, cfg = self.model, self.config
+        if model is None or cfg is None or not cfg.is_broker or not cfg.log_dirs:
+            return False
+        failed = {d.path for d in model.describe_log_dirs(cfg.node_id, {})
+                  if d.error == ErrorCode.KAFKA_STORAGE_ERROR}
+        return all(path in failed for path in cfg.log_dirs)
+
+    def _no_usable_log_dir_message(self) -> str:
+        """LogManager.createAndValidateLogDirs' fatal message before ``Exit.halt(1)``."""
+        assert self.config is not None
+        return (f"Shutdown broker because none of the specified log dirs from {', '.join(self.config.log_dirs)} "
+                "can be created or validated")
 
     def _finish(self, code: int, reason: str, *, graceful: bool | None = None) -> None:
         """Record the exit; stop the node in the model (``graceful`` None: it already stopped there)."""

@@ -228,7 +228,8 @@ class HistoryEvent:
     """One entry of the model's append-only history.
 
     ``kind`` is one of: ``isr`` (topic, partition, isr, leader, leader_epoch), ``node_start``,
-    ``node_stop`` (node, graceful), ``broker_fenced``/``broker_unfenced`` (node),
+    ``node_stop`` (node, graceful), ``broker_registered`` (node; registered with the controller, fenced),
+    ``broker_fenced``/``broker_unfenced`` (node),
     ``broker_fenced`` also has ``reason`` (``controlled_shutdown`` or ``session_timeout``),
     ``quorum_leader`` (leader, epoch; leader -1 when the quorum lost its leader), ``topic_created``,
     ``topic_deleted``, ``reassignment_started``/``reassignment_completed``/``reassignment_cancelled``

@@ -19,6 +19,7 @@ while a reassignment copies), so simulated minutes take seconds.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -555,7 +556,8 @@ def two_dir_broker() -> dict[str, Any]:
     return sts
 
 
-def test_cli_actions_and_failing_disks_of_a_broker_with_two_log_dirs(env: KafkaEnv) -> None:
+def test_cli_actions_and_failing_disks_of_a_broker_with_two_log_dirs(env: KafkaEnv,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
     env.core.create_namespaced_service(NS, headless("kafka-broker-2dir", 9092))
     env.apps.create_namespaced_stateful_set(NS, two_dir_broker())
     wait_for(lambda: pod_ready(env.core, "kafka-broker-2dir-104"), timeout=15, message="broker 104 Ready")
@@ -608,14 +610,20 @@ def test_cli_actions_and_failing_disks_of_a_broker_with_two_log_dirs(env: KafkaE
     assert pod_ready(env.core, "kafka-broker-2dir-104")
 
     # Its last dir fails: the broker shuts down (exit 1) and keeps failing at start while the dirs are bad.
+    # History positions, not times: the model's clock only advances on reads, the history is append-only.
+    failed_at = env.on_loop(lambda m: len(m.history()))
+    caplog.set_level(logging.WARNING, logger="devcluster.kafka")
     cli_json(env, "fail-disk", "--node-id", "104", "--path", "/var/lib/kafka/b")
 
-    def crashed() -> bool:
-        [status] = env.core.read_namespaced_pod("kafka-broker-2dir-104", NS).status.container_statuses or [None]
-        last = status.last_state.terminated if status and status.last_state else None
-        return bool(last and last.exit_code == 1 and status.restart_count >= 1)
+    def crashed(restarts: int) -> Callable[[], bool]:
+        def check() -> bool:
+            [status] = env.core.read_namespaced_pod("kafka-broker-2dir-104", NS).status.container_statuses or [None]
+            last = status.last_state.terminated if status and status.last_state else None
+            return bool(last and last.exit_code == 1 and status.restart_count >= restarts)
+        return check
 
-    wait_for(crashed, timeout=10, message="broker 104 exited 1 and was restarted")
+    # Restart 1 is immediate; its process exiting 1 makes restart 2 (after 0.5 s of compressed back-off).
+    wait_for(crashed(2), timeout=10, message="broker 104's restarted process exited 1 and was restarted again")
     # The JVM halts without a controlled shutdown: the controller fences it when its session times out
     # (kafka-python's DescribeCluster v2 lists fenced brokers too, KIP-1073).
     def fenced() -> bool:
@@ -623,10 +631,24 @@ def test_cli_actions_and_failing_disks_of_a_broker_with_two_log_dirs(env: KafkaE
         return all(b["is_fenced"] for b in brokers if b["broker_id"] == 104)
 
     wait_for(fenced, timeout=10, message="broker 104 fenced")
+    # The restarted processes halted in LogManager's start-up check, before the node started: they never
+    # registered with the controller (not even fenced), although its session had expired meanwhile.
+    restored_at = env.on_loop(lambda m: len(m.history()))
+    while_failed = env.on_loop(lambda m: [(e.kind, e.graceful) for e in m.history()[failed_at:restored_at]
+                                          if e.node == 104 and e.kind.startswith(("node_", "broker_"))])
+    assert while_failed == [("node_stop", False), ("broker_fenced", None)]
+    halted = [r.getMessage() for r in caplog.records if "kafka-broker-2dir-104" in r.getMessage()
+              and "none of the specified log dirs" in r.getMessage()]
+    assert halted and all("exits with 1: Shutdown broker because none of the specified log dirs from "
+                          "/var/lib/kafka/a, /var/lib/kafka/b can be created or validated" in m for m in halted)
     for path in ("/var/lib/kafka/a", "/var/lib/kafka/b"):
         assert cli_json(env, "restore-disk", "--node-id", "104", "--path", path) == {
             "node_id": 104, "path": path, "failed": False}
     wait_for(lambda: pod_ready(env.core, "kafka-broker-2dir-104"), timeout=15, message="broker 104 Ready again")
+    # With its disks back the next start registers normally: started, registered fenced, then unfenced.
+    after = env.on_loop(lambda m: [e.kind for e in m.history()[restored_at:]
+                                   if e.node == 104 and e.kind.startswith(("node_", "broker_"))])
+    assert after == ["node_start", "broker_registered", "broker_unfenced"]
     wait_for(lambda: all(104 in p["isr_nodes"] for p in env.topic("disks")["partitions"]), timeout=10,
              message="broker 104 back in every ISR of disks")
 
