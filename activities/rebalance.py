@@ -8,7 +8,8 @@ with the rest through ``ClusterActivities.all()``. The plan itself is pure code
 (:func:`ballast.rebalance.planner.plan_rebalance`); these activities only gather facts and act.
 
 Everything goes through the brokers' admin API (kafka-python ``KafkaAdminClient``), each request bounded by
-``settings.kafka_timeout_seconds``. Errors:
+``settings.kafka_timeout_seconds``; the reads and writes of partitions, reassignments, log dirs and topic
+throttles are :mod:`activities.reassignments`, whose errors ``_kafka`` turns into these. Errors:
 
 * Kafka not answering (no bootstrap, a timeout, no controller, a broker restarting) is a retryable
   ``ApplicationError`` of type ``KafkaUnreachable``; ``wait_reassignments`` never fails for it, it keeps
@@ -35,20 +36,19 @@ throttle in bytes per second. All four are dynamic configs set with IncrementalA
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
-from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType
-from kafka.protocol.admin import DescribeLogDirsRequest
+from kafka.admin import AlterConfigOp
 from kafka.structs import TopicPartition
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities import clients, dynamic_configs, partitions
+from activities import dynamic_configs, partitions
 from activities.clients import KafkaUnreachable
 from activities.contracts import (
     CANCEL_REASSIGNMENTS,
@@ -76,17 +76,24 @@ from activities.contracts import (
     WaitReassignmentsInput,
     WaitReassignmentsResult,
 )
+from activities.reassignments import (
+    BROKER_THROTTLES,
+    PartitionKey,
+    RegisteredBrokers,
+    alter_topic_configs,
+    ask_kafka,
+    by_topic,
+    describe_brokers,
+    describe_log_dirs,
+    describe_partitions,
+    describe_topic_throttles,
+    list_reassignments,
+    set_topic_throttles,
+)
 from activities.roll import POLL_QUIET_SECONDS, _Heartbeat, _kept_alive
 from ballast.messages import ClusterRef
 from ballast.rebalance import planner
 from ballast.rebalance.model import BrokerLoad, Goals, Move, PartitionLoad, RebalancePlan, Spread
-
-LEADER_THROTTLED_REPLICAS = "leader.replication.throttled.replicas"
-FOLLOWER_THROTTLED_REPLICAS = "follower.replication.throttled.replicas"
-LEADER_THROTTLED_RATE = "leader.replication.throttled.rate"
-FOLLOWER_THROTTLED_RATE = "follower.replication.throttled.rate"
-TOPIC_THROTTLES = (LEADER_THROTTLED_REPLICAS, FOLLOWER_THROTTLED_REPLICAS)
-BROKER_THROTTLES = (LEADER_THROTTLED_RATE, FOLLOWER_THROTTLED_RATE)
 
 KAFKA_UNREACHABLE = "KafkaUnreachable"
 INVALID_INPUT = "InvalidInput"
@@ -97,14 +104,12 @@ ALTER_CHUNK = 500
 # Long activities heartbeat at least this often between their Kafka requests.
 KEEPALIVE_SECONDS = 1.0
 
-Key = tuple[str, int]
 
-
-def _name(key: Key) -> str:
+def _name(key: PartitionKey) -> str:
     return f"{key[0]}-{key[1]}"
 
 
-def _parse_key(text: str) -> Key:
+def _parse_key(text: str) -> PartitionKey:
     """``'topic-partition'`` -> (topic, partition); the topic may itself contain dashes."""
     topic, sep, index = text.rpartition("-")
     if not sep or not topic or not index.isdigit():
@@ -112,15 +117,8 @@ def _parse_key(text: str) -> Key:
     return topic, int(index)
 
 
-def _parse_keys(texts: Iterable[str]) -> list[Key]:
+def _parse_keys(texts: Iterable[str]) -> list[PartitionKey]:
     return sorted(dict.fromkeys(_parse_key(t) for t in texts))
-
-
-def _by_topic(keys: Iterable[Key]) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for topic, index in sorted(set(keys)):
-        out.setdefault(topic, []).append(index)
-    return out
 
 
 def _unreachable(what: str, err: Exception) -> ApplicationError:
@@ -129,7 +127,7 @@ def _unreachable(what: str, err: Exception) -> ApplicationError:
 
 def _validate_moves(moves: list[MoveSpec]) -> None:
     """Bad input is refused up front, non-retryably: Kafka would refuse it anyway, on every retry."""
-    seen: set[Key] = set()
+    seen: set[PartitionKey] = set()
     for m in moves:
         key = (m.topic, m.partition)
         if not m.topic or m.partition < 0:
@@ -141,167 +139,6 @@ def _validate_moves(moves: list[MoveSpec]) -> None:
         if key in seen:
             raise ApplicationError(f"move {m.key} is listed more than once", type=INVALID_INPUT, non_retryable=True)
         seen.add(key)
-
-
-def _ask(what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``call(*args, **kwargs)``, with every client-side failure turned into :class:`KafkaUnreachable`."""
-    try:
-        return call(*args, **kwargs)
-    except (kafka_errors.KafkaError, OSError) as err:
-        raise KafkaUnreachable(f"{what} failed: {err}") from err
-
-
-# -- what Kafka reports ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Partition:
-    replicas: tuple[int, ...]
-    leader: int
-
-
-def _metadata(admin: KafkaAdminClient, topics: list[str] | None = None) -> dict[Key, _Partition]:
-    """Every partition of ``topics`` (None: all) as Metadata reports it. A topic answering with an error
-    (unknown, being deleted) is left out: its partitions are "gone"."""
-    described: list[dict[str, Any]] = _ask("Metadata", admin.describe_topics, topics)
-    out: dict[Key, _Partition] = {}
-    for topic in described:
-        if topic.get("error_code"):
-            continue
-        for part in topic.get("partitions") or []:
-            out[(str(topic["name"]), int(part["partition_index"]))] = _Partition(
-                replicas=tuple(int(r) for r in part.get("replica_nodes") or []),
-                leader=int(part.get("leader_id", -1)))
-    return out
-
-
-@dataclass(frozen=True)
-class _InFlight:
-    """One reassignment in flight: ``replicas`` is the full set (target, then the replicas being removed)."""
-
-    replicas: tuple[int, ...]
-    adding: tuple[int, ...]
-    removing: tuple[int, ...]
-
-    @property
-    def target(self) -> list[int]:
-        return [r for r in self.replicas if r not in self.removing]
-
-    @property
-    def original(self) -> list[int]:
-        return [r for r in self.replicas if r not in self.adding]
-
-
-def _reassignments(admin: KafkaAdminClient, keys: Iterable[Key] | None = None) -> dict[Key, _InFlight]:
-    """ListPartitionReassignments, for ``keys`` (None: every partition)."""
-    wanted = None if keys is None else _by_topic(keys)
-    if wanted is not None and not wanted:
-        return {}
-    listed = _ask("ListPartitionReassignments", admin.list_partition_reassignments, wanted) or {}
-    return {(tp.topic, tp.partition): _InFlight(tuple(state.get("replicas") or ()),
-                                                tuple(state.get("adding_replicas") or ()),
-                                                tuple(state.get("removing_replicas") or ()))
-            for tp, state in listed.items()}
-
-
-@dataclass
-class _Brokers:
-    """DescribeCluster: the registered brokers (fenced ones included) and their racks."""
-
-    racks: dict[int, str | None] = field(default_factory=dict)
-    fenced: set[int] = field(default_factory=set)
-
-    @property
-    def active(self) -> list[int]:
-        return sorted(b for b in self.racks if b not in self.fenced)
-
-
-def _brokers(admin: KafkaAdminClient) -> _Brokers:
-    cluster: dict[str, Any] = _ask("DescribeCluster", admin.describe_cluster)
-    out = _Brokers()
-    for broker in cluster.get("brokers") or []:
-        node = int(broker["broker_id"])
-        out.racks[node] = broker.get("rack") or None
-        if broker.get("is_fenced"):
-            out.fenced.add(node)
-    return out
-
-
-@dataclass
-class _LogDirs:
-    """DescribeLogDirs as one broker answers it: the replica logs it has and the disk size of its online log
-    dirs (0 when the broker does not report one: DescribeLogDirs < v4)."""
-
-    capacity: int = 0
-    sizes: dict[Key, int] = field(default_factory=dict)
-
-
-def _log_dirs(admin: KafkaAdminClient, broker: int, keys: Iterable[Key] | None = None) -> _LogDirs:
-    """DescribeLogDirs sent to ``broker`` about ``keys`` (None: every replica log it has, including logs of
-    partitions Metadata no longer lists). A future replica (an intra-broker move) counts as a log too."""
-    topics = None if keys is None else list(_by_topic(keys).items())
-    response = clients.admin_request(admin, DescribeLogDirsRequest(topics=topics), node_id=broker)
-    top = int(getattr(response, "error_code", 0) or 0)
-    if top:
-        raise KafkaUnreachable(f"DescribeLogDirs on broker {broker}: {kafka_errors.for_code(top).__name__}")
-    out = _LogDirs()
-    for result in response.results:
-        if result.error_code:  # an offline dir: no replicas, no capacity to count on
-            continue
-        out.capacity += max(0, int(getattr(result, "total_bytes", -1) or 0))
-        for topic in result.topics:
-            for part in topic.partitions:
-                key = (str(topic.name), int(part.partition_index))
-                out.sizes[key] = max(out.sizes.get(key, 0), int(part.partition_size))
-    return out
-
-
-def _set_topic_throttles(admin: KafkaAdminClient, values: Mapping[str, tuple[str, str]]) -> list[str]:
-    """SET the two throttled-replica lists per topic; returns the topics set (a topic that is gone is
-    skipped: its moves fail on their own)."""
-    return _alter_topics(admin, {t: {LEADER_THROTTLED_REPLICAS: (AlterConfigOp.SET, leader),
-                                     FOLLOWER_THROTTLED_REPLICAS: (AlterConfigOp.SET, follower)}
-                                 for t, (leader, follower) in values.items()})
-
-
-def _alter_topics(admin: KafkaAdminClient,
-                  ops: Mapping[str, Mapping[str, tuple[AlterConfigOp, str | None]]]) -> list[str]:
-    """IncrementalAlterConfigs on TOPIC resources (any broker forwards it to the controller)."""
-    if not ops:
-        return []
-    request = KafkaAdminClient._alter_configs_request(
-        [ConfigResource(ConfigResourceType.TOPIC, topic, dict(o)) for topic, o in sorted(ops.items())],
-        incremental=True)
-    response = clients.admin_request(admin, request)
-    done: list[str] = []
-    for result in response.responses:
-        topic = str(result.resource_name)
-        if not result.error_code:
-            done.append(topic)
-            continue
-        error = kafka_errors.for_code(result.error_code)
-        if error is kafka_errors.UnknownTopicOrPartitionError:
-            continue
-        detail = f"IncrementalAlterConfigs topic {topic}: {result.error_message or error.__name__}"
-        if result.error_code in dynamic_configs.REJECTED:
-            raise dynamic_configs.ConfigRejected(detail)
-        raise KafkaUnreachable(detail)
-    return sorted(done)
-
-
-def _throttled_topics(admin: KafkaAdminClient, topics: list[str]) -> dict[str, list[str]]:
-    """The throttled-replica configs set on each of ``topics`` (DescribeConfigs; unset ones report no
-    value and a default source, and are left out)."""
-    if not topics:
-        return {}
-    resources = [ConfigResource(ConfigResourceType.TOPIC, t, list(TOPIC_THROTTLES)) for t in topics]
-    described = _ask("DescribeConfigs", admin.describe_configs, resources, config_filter="modified")
-    out: dict[str, list[str]] = {}
-    for topic, configs in (described.get("topic") or {}).items():
-        keys = sorted(k for k, v in configs.items() if k in TOPIC_THROTTLES and (v or {}).get("value"))
-        if keys:
-            out[str(topic)] = keys
-    return out
 
 
 def _spread(spread: Spread) -> SpreadFacts:
@@ -321,10 +158,10 @@ def _gib(value: int | float) -> str:
 class _Observed:
     """What ``plan_rebalance`` observed: the planner's inputs and the partitions left out."""
 
-    brokers: _Brokers
+    brokers: RegisteredBrokers
     loads: list[BrokerLoad]
     partitions: list[PartitionLoad]
-    in_flight: list[Key]
+    in_flight: list[PartitionKey]
 
 
 @dataclass
@@ -336,8 +173,9 @@ class _WaitState:
     inp: WaitReassignmentsInput
     progress: dict[str, Any] = field(default_factory=dict)  # the heartbeat details
     admin: Any = None
-    finished: dict[Key, str] = field(default_factory=dict)  # key -> "" (at target) or its replicas
-    copied: dict[Key, dict[int, int]] = field(default_factory=dict)  # key -> added replica's broker -> bytes
+    finished: dict[PartitionKey, str] = field(default_factory=dict)  # key -> "" (at target) or its replicas
+    # key -> added replica's broker -> bytes
+    copied: dict[PartitionKey, dict[int, int]] = field(default_factory=dict)
     silent: list[int] = field(default_factory=list)  # brokers that did not answer DescribeLogDirs last poll
     last_beat: float = 0.0
     heart: Any = None  # the attempt's _Heartbeat, which re-sends the last details while a poll is slow
@@ -444,17 +282,17 @@ class RebalanceActivities:
 
     @staticmethod
     def _observe(admin: KafkaAdminClient, inp: PlanRebalanceInput) -> _Observed:
-        brokers = _brokers(admin)
+        brokers = describe_brokers(admin)
         missing = sorted(set(inp.require_brokers) - set(brokers.active))
         if missing:
             raise ApplicationError(f"brokers {missing} are not registered (registered and unfenced: "
                                    f"{brokers.active}); planning waits for them", type=BROKERS_NOT_REGISTERED)
-        meta = _metadata(admin)
-        moving = _reassignments(admin)
-        sizes: dict[Key, int] = {}
+        meta = describe_partitions(admin)
+        moving = list_reassignments(admin)
+        sizes: dict[PartitionKey, int] = {}
         capacity: dict[int, int] = {}
         for broker in brokers.active:
-            dirs = _log_dirs(admin, broker)
+            dirs = describe_log_dirs(admin, broker)
             capacity[broker] = dirs.capacity
             for key, size in dirs.sizes.items():
                 sizes[key] = max(sizes.get(key, 0), size)
@@ -487,8 +325,8 @@ class RebalanceActivities:
             return result
         with self._kafka(inp.ref, "submit_reassignments") as admin:
             keys = [(m.topic, m.partition) for m in inp.moves]
-            meta = _metadata(admin, sorted({m.topic for m in inp.moves}))
-            moving = _reassignments(admin, keys)
+            meta = describe_partitions(admin, sorted({m.topic for m in inp.moves}))
+            moving = list_reassignments(admin, keys)
             submit: list[MoveSpec] = []
             copying: list[tuple[MoveSpec, list[int]]] = []  # (move, replicas it copies from)
             for m in inp.moves:
@@ -542,7 +380,7 @@ class RebalanceActivities:
         def listed(pairs: set[tuple[int, int]]) -> str:
             return ",".join(f"{p}:{b}" for p, b in sorted(pairs))
 
-        result.throttled_topics = _set_topic_throttles(
+        result.throttled_topics = set_topic_throttles(
             admin, {t: (listed(leaders[t]), listed(followers[t])) for t in leaders})
         rates: dict[str, str | None] = dict.fromkeys(BROKER_THROTTLES, str(rate))
         for broker in sorted(brokers):
@@ -554,8 +392,8 @@ class RebalanceActivities:
     def _alter(admin: KafkaAdminClient, moves: list[MoveSpec], result: SubmitReassignmentsResult) -> None:
         if not moves:
             return
-        answers = _ask("AlterPartitionReassignments", admin.alter_partition_reassignments,
-                       {TopicPartition(m.topic, m.partition): list(m.target) for m in moves})
+        answers = ask_kafka("AlterPartitionReassignments", admin.alter_partition_reassignments,
+                            {TopicPartition(m.topic, m.partition): list(m.target) for m in moves})
         failed: list[str] = []
         for m in moves:
             error = answers.get(TopicPartition(m.topic, m.partition), kafka_errors.UnknownError)
@@ -647,11 +485,11 @@ class RebalanceActivities:
     def _observe_moves(state: _WaitState) -> None:
         admin = state.admin
         pending = [(m.topic, m.partition) for m in state.inp.moves if (m.topic, m.partition) not in state.finished]
-        moving = _reassignments(admin, pending)
+        moving = list_reassignments(admin, pending)
         ended = [k for k in pending if k not in moving]
         if ended:
             targets = {(m.topic, m.partition): m.target for m in state.inp.moves}
-            meta = _metadata(admin, sorted({k[0] for k in ended}))
+            meta = describe_partitions(admin, sorted({k[0] for k in ended}))
             for key in ended:
                 part = meta.get(key)
                 if part is None:
@@ -661,7 +499,7 @@ class RebalanceActivities:
                 else:
                     state.finished[key] = str(list(part.replicas))
         # Bytes copied so far: each added replica's log on its broker.
-        by_broker: dict[int, list[Key]] = {}
+        by_broker: dict[int, list[PartitionKey]] = {}
         for key, flight in moving.items():
             for broker in flight.adding:
                 by_broker.setdefault(broker, []).append(key)
@@ -669,7 +507,7 @@ class RebalanceActivities:
         for broker, keys in sorted(by_broker.items()):
             state.keepalive()
             try:
-                dirs = _log_dirs(admin, broker, keys)
+                dirs = describe_log_dirs(admin, broker, keys)
             except KafkaUnreachable:
                 state.silent.append(broker)  # restarting, say: keep what it reported last
                 continue
@@ -687,13 +525,13 @@ class RebalanceActivities:
         wanted = None if inp.partitions is None else _parse_keys(inp.partitions)
         result = CancelReassignmentsResult()
         with self._kafka(inp.ref, "cancel_reassignments") as admin:
-            moving = _reassignments(admin, wanted)
+            moving = list_reassignments(admin, wanted)
             keys = sorted(moving) if wanted is None else wanted
             cancel = [k for k in keys if k in moving]
             result.not_in_flight = [_name(k) for k in keys if k not in moving]
             if cancel:
-                answers = _ask("AlterPartitionReassignments", admin.alter_partition_reassignments,
-                               {TopicPartition(*k): None for k in cancel})
+                answers = ask_kafka("AlterPartitionReassignments", admin.alter_partition_reassignments,
+                                    {TopicPartition(*k): None for k in cancel})
                 failed: list[str] = []
                 for key in cancel:
                     error = answers.get(TopicPartition(*key), kafka_errors.UnknownError)
@@ -722,11 +560,11 @@ class RebalanceActivities:
         with self._kafka(inp.ref, "clear_throttles") as admin:
             topics = inp.topics
             if topics is None:
-                topics = sorted({k[0] for k in _metadata(admin)})
-            throttled = _throttled_topics(admin, sorted(set(topics)))
-            result.topics = _alter_topics(admin, {t: dict.fromkeys(keys, (AlterConfigOp.DELETE, None))
-                                                  for t, keys in throttled.items()})
-            active = _brokers(admin).active
+                topics = sorted({k[0] for k in describe_partitions(admin)})
+            throttled = describe_topic_throttles(admin, sorted(set(topics)))
+            result.topics = alter_topic_configs(admin, {t: dict.fromkeys(keys, (AlterConfigOp.DELETE, None))
+                                                        for t, keys in throttled.items()})
+            active = describe_brokers(admin).active
             brokers = active if inp.brokers is None else sorted(set(inp.brokers) & set(active))
             unset: dict[str, str | None] = dict.fromkeys(BROKER_THROTTLES)
             for broker in brokers:
@@ -748,7 +586,7 @@ class RebalanceActivities:
         if not keys:
             return ElectLeadersResult()
         with self._kafka(inp.ref, "elect_leaders_for_partitions") as admin:
-            elected, not_needed, failed = partitions.elect_preferred(admin, _by_topic(keys))
+            elected, not_needed, failed = partitions.elect_preferred(admin, by_topic(keys))
         return ElectLeadersResult(elected=elected, not_needed=len(not_needed), failed=failed)
 
     # -- verify_brokers_empty -------------------------------------------------------------------------------
@@ -761,19 +599,19 @@ class RebalanceActivities:
         reports, and every replica log DescribeLogDirs finds on the brokers that answer (a broker that is
         down cannot be asked; Metadata still names its replicas). Kafka not answering Metadata is retryable."""
         wanted = set(inp.brokers)
-        holders: dict[int, set[Key]] = {b: set() for b in wanted}
+        holders: dict[int, set[PartitionKey]] = {b: set() for b in wanted}
         if not wanted:
             return VerifyBrokersEmptyResult()
         with self._kafka(inp.ref, "verify_brokers_empty") as admin:
-            for key, part in _metadata(admin).items():
+            for key, part in describe_partitions(admin).items():
                 for broker in wanted.intersection(part.replicas):
                     holders[broker].add(key)
-            for key, flight in _reassignments(admin).items():
+            for key, flight in list_reassignments(admin).items():
                 for broker in wanted.intersection(flight.replicas + flight.adding):
                     holders[broker].add(key)
-            for broker in sorted(wanted.intersection(_brokers(admin).active)):
+            for broker in sorted(wanted.intersection(describe_brokers(admin).active)):
                 try:
-                    holders[broker].update(_log_dirs(admin, broker).sizes)
+                    holders[broker].update(describe_log_dirs(admin, broker).sizes)
                 except KafkaUnreachable:
                     continue
         return VerifyBrokersEmptyResult(holders={b: [_name(k) for k in sorted(keys)]
