@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -69,12 +71,26 @@ def task_queue() -> str:
     return f"ballast-e2e-{uuid.uuid4().hex[:8]}"
 
 
+def free_loopback_addresses(count: int) -> list[str]:
+    """``count`` distinct ``127.0.0.1:<port>`` addresses the OS reported free a moment ago (all sockets are
+    held open until every port is picked, so the OS cannot hand out one port twice)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [f"127.0.0.1:{sock.getsockname()[1]}" for sock in socks]
+
+
 @pytest.fixture
 def operator(dc: DevClusterThread, kubeconfig: Path, temporal_server: DevServer, task_queue: str,
              kafka_crd: None, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """The operator process; it serves its own metrics and the Temporal SDK's on free loopback ports
+    (``env["BALLAST_METRICS_ADDRESS"]`` / ``env["BALLAST_TEMPORAL_METRICS_ADDRESS"]``)."""
+    metrics, temporal_metrics = free_loopback_addresses(2)
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "TEMPORAL_ADDRESS": temporal_server.address,
            "BALLAST_TASK_QUEUE": task_queue, "BALLAST_KAFKA_ADDRESSING": "devcluster",
-           "BALLAST_LEADER_ELECTION": "false", "BALLAST_LOG_FORMAT": "text", "BALLAST_LOG_LEVEL": "INFO"}
+           "BALLAST_LEADER_ELECTION": "false", "BALLAST_LOG_FORMAT": "text", "BALLAST_LOG_LEVEL": "INFO",
+           "BALLAST_METRICS_ADDRESS": metrics, "BALLAST_TEMPORAL_METRICS_ADDRESS": temporal_metrics}
     logs = tmp_path / "operator-logs"
     logs.mkdir()
     proc = OperatorProcess(env, logs)

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from ballast.devserver import DevServer
 from ballast.manifests import cluster_selector
+from ballast.messages import SIGNAL_OBSERVED_CHANGED, SIGNAL_SPEC_CHANGED
 from ballast.spec import GROUP, PLURAL, VERSION
 from tests.conftest import Kubectl, wait_for
 from tests.e2e.conftest import OperatorProcess
@@ -48,11 +51,54 @@ def _workflow_status(server: DevServer, workflow_id: str) -> WorkflowExecutionSt
     return asyncio.run(describe())
 
 
+Sample = tuple[str, dict[str, str], float]
+
+
+def _scrape(address: str) -> list[Sample]:
+    """Every sample ``http://address/metrics`` serves right now, parsed as Prometheus text exposition."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def _total(samples: list[Sample], name: str, **labels: str) -> float:
+    """The sum of the ``name`` samples whose labels include ``labels``."""
+    return sum(value for sample, have, value in samples
+               if sample == name and all(have.get(k) == v for k, v in labels.items()))
+
+
+def _operator_metric(operator: OperatorProcess, name: str, **labels: str) -> float:
+    return _total(_scrape(operator.env["BALLAST_METRICS_ADDRESS"]), name, **labels)
+
+
+def _assert_serves_metrics(operator: OperatorProcess, task_queue: str) -> None:
+    """The operator process serves its own metrics and the Temporal SDK's, both counting this cluster's work.
+
+    The counters are bumped right after the write that made the cluster Ready, hence waits, not reads.
+    """
+    wait_for(lambda: _operator_metric(operator, "ballast_reconcile_outcomes_total", outcome="ready") >= 1,
+             timeout=10, message="ballast_reconcile_outcomes_total{outcome=ready} >= 1")
+    samples = _scrape(operator.env["BALLAST_METRICS_ADDRESS"])
+    assert _total(samples, "ballast_watch_events_total", resource="kafkaclusters", type="ADDED") >= 1
+    assert _total(samples, "ballast_watch_events_total", resource="pods") > 0
+    assert _total(samples, "ballast_signals_total", signal=SIGNAL_SPEC_CHANGED, result="sent") >= 1
+    assert _total(samples, "ballast_signals_total", signal=SIGNAL_OBSERVED_CHANGED, result="sent") > 0
+
+    def temporal() -> list[Sample]:
+        return _scrape(operator.env["BALLAST_TEMPORAL_METRICS_ADDRESS"])
+
+    wait_for(lambda: _total(temporal(), "temporal_workflow_task_execution_latency_count", task_queue=task_queue)
+             > 0, timeout=10, message="temporal_workflow_task_execution_latency on the SDK metrics endpoint")
+    assert _total(temporal(), "temporal_activity_execution_latency_count", task_queue=task_queue) > 0
+
+
 def test_create_to_ready_then_spec_change_then_delete(operator: OperatorProcess, kubectl: Kubectl,
                                                       custom: client.CustomObjectsApi, core: client.CoreV1Api,
-                                                      apps: client.AppsV1Api, temporal_server: DevServer) -> None:
+                                                      apps: client.AppsV1Api, temporal_server: DevServer,
+                                                      task_queue: str) -> None:
     _create(custom, "alpha", SMALL)
     _wait_ready(kubectl, "alpha", operator)
+    _assert_serves_metrics(operator, task_queue)
     kc = _get(custom, "alpha")
     status = kc["status"]
     assert status["observedGeneration"] == 1 and status["readyBrokers"] == "3/3" and status["clusterId"]
@@ -110,6 +156,7 @@ def test_create_to_ready_then_spec_change_then_delete(operator: OperatorProcess,
     assert not [c.metadata.name for c in kept if c.metadata.deletion_timestamp]
     wait_for(lambda: _workflow_status(temporal_server, "kafkacluster/default/alpha")
              == WorkflowExecutionStatus.COMPLETED, timeout=30, message="cluster workflow completed")
+    assert _operator_metric(operator, "ballast_reconcile_outcomes_total", outcome="deleted") == 1
 
 
 def test_operator_killed_mid_provisioning_resumes_without_duplicates(
@@ -144,6 +191,8 @@ def test_invalid_spec_is_reported_and_changes_nothing(operator: OperatorProcess,
 
     cond = wait_for(invalid, timeout=60, message="Invalid condition")
     assert "node.id" in cond["message"]  # type: ignore[index]
+    wait_for(lambda: _operator_metric(operator, "ballast_reconcile_outcomes_total", outcome="invalid") >= 1,
+             timeout=10, message="ballast_reconcile_outcomes_total{outcome=invalid} >= 1")
     assert not apps.list_namespaced_stateful_set("default").items
 
     def warning() -> bool:
