@@ -30,6 +30,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,14 @@ _NOT_LEADER_OR_FOLLOWER = 6
 
 class KafkaUnreachable(Exception):
     """Kafka could not be asked (no address, connection refused or reset, timeout, protocol error)."""
+
+
+def ask_kafka(what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)``, with every client-side failure turned into :class:`KafkaUnreachable`."""
+    try:
+        return call(*args, **kwargs)
+    except (kafka_errors.KafkaError, OSError) as err:
+        raise KafkaUnreachable(f"{what} failed: {err}") from err
 
 
 def kubeconfig_files(value: str) -> tuple[list[str], str | None]:

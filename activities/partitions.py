@@ -15,7 +15,7 @@ import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from activities.clients import KafkaUnreachable
+from activities.clients import KafkaUnreachable, ask_kafka
 from activities.contracts import PartitionFacts
 
 MIN_ISR = "min.insync.replicas"
@@ -24,18 +24,8 @@ PREFERRED = 0  # ElectLeaders election type
 _ELECTION_NOT_NEEDED = kafka_errors.ElectionNotNeededError.errno
 
 
-def _ask(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
-    """``call(*args, **kwargs)``, with every client-side failure turned into ``KafkaUnreachable``."""
-    try:
-        return call(*args, **kwargs)
-    except kafka_errors.KafkaError as err:
-        raise KafkaUnreachable(f"{what} failed: {err}") from err
-    except OSError as err:
-        raise KafkaUnreachable(f"{what} failed: {err}") from err
-
-
 def _topics(admin: KafkaAdminClient, names: list[str] | None = None) -> list[dict[str, Any]]:
-    topics: list[dict[str, Any]] = _ask("Metadata", admin.describe_topics, names)
+    topics: list[dict[str, Any]] = ask_kafka("Metadata", admin.describe_topics, names)
     # A topic answering with an error (being deleted, authorization) has no trustworthy partitions.
     return [t for t in topics if not t.get("error_code")]
 
@@ -47,7 +37,7 @@ def partitions_with_replica_on(admin: KafkaAdminClient, node_id: int) -> list[Pa
     Sorted by (topic, partition). Raises :class:`KafkaUnreachable` when a question cannot be answered.
     """
     topics = _topics(admin)
-    reassignments = _ask("ListPartitionReassignments", admin.list_partition_reassignments)
+    reassignments = ask_kafka("ListPartitionReassignments", admin.list_partition_reassignments)
     moving: dict[tuple[str, int], dict[str, list[int]]] = {
         (tp.topic, tp.partition): state for tp, state in (reassignments or {}).items()}
     mine: list[PartitionFacts] = []
@@ -79,7 +69,7 @@ def effective_min_isr(admin: KafkaAdminClient, topics: Iterable[str],
     if not names:
         return {}
     resources = [ConfigResource(ConfigResourceType.TOPIC, name, [MIN_ISR]) for name in names]
-    described = _ask("DescribeConfigs", admin.describe_configs, resources, config_filter="all")
+    described = ask_kafka("DescribeConfigs", admin.describe_configs, resources, config_filter="all")
     out: dict[str, int] = {}
     for name, configs in (described.get("topic") or {}).items():
         value = _parse_int((configs.get(MIN_ISR) or {}).get("value"))
@@ -93,13 +83,13 @@ def effective_min_isr(admin: KafkaAdminClient, topics: Iterable[str],
 
 
 def _broker_default_min_isr(admin: KafkaAdminClient, exclude: int | None) -> int:
-    cluster = _ask("DescribeCluster", admin.describe_cluster)
+    cluster = ask_kafka("DescribeCluster", admin.describe_cluster)
     brokers = [int(b["broker_id"]) for b in cluster.get("brokers") or [] if not b.get("is_fenced")]
     candidates = [b for b in brokers if b != exclude] or brokers
     if not candidates:
         return KAFKA_DEFAULT_MIN_ISR
     broker = str(candidates[0])
-    described = _ask("DescribeConfigs", admin.describe_configs,
+    described = ask_kafka("DescribeConfigs", admin.describe_configs,
                      [ConfigResource(ConfigResourceType.BROKER, broker, [MIN_ISR])], config_filter="all")
     value = _parse_int((((described.get("broker") or {}).get(broker) or {}).get(MIN_ISR) or {}).get("value"))
     return value if value is not None else KAFKA_DEFAULT_MIN_ISR
@@ -115,7 +105,7 @@ def _parse_int(value: Any) -> int | None:
 def registration(admin: KafkaAdminClient, node_id: int) -> str:
     """``registered``, ``fenced`` or ``absent``: how the cluster metadata knows broker ``node_id``
     (DescribeCluster; brokers that do not report fencing count as registered)."""
-    cluster = _ask("DescribeCluster", admin.describe_cluster)
+    cluster = ask_kafka("DescribeCluster", admin.describe_cluster)
     for broker in cluster.get("brokers") or []:
         if int(broker["broker_id"]) == node_id:
             return "fenced" if broker.get("is_fenced") else "registered"
@@ -129,7 +119,7 @@ def isr_lagging(admin: KafkaAdminClient, node_id: int,
     removing does not count: it was not (or will not stay) in the ISR whether or not the broker restarted."""
     if topics is not None and not topics:
         return [], 0
-    moving = _ask("ListPartitionReassignments", admin.list_partition_reassignments) or {}
+    moving = ask_kafka("ListPartitionReassignments", admin.list_partition_reassignments) or {}
     in_flight = {(tp.topic, tp.partition) for tp, state in moving.items()
                  if node_id in [*state.get("adding_replicas", []), *state.get("removing_replicas", [])]}
     lagging: list[str] = []
@@ -163,7 +153,7 @@ def elect_preferred_leaders(admin: KafkaAdminClient, node_id: int) -> tuple[list
             wanted.setdefault(str(topic["name"]), []).append(int(part["partition_index"]))
     if not wanted:
         return [], not_needed, {}
-    response = _ask("ElectLeaders", admin.elect_leaders, PREFERRED, wanted, raise_errors=False)
+    response = ask_kafka("ElectLeaders", admin.elect_leaders, PREFERRED, wanted, raise_errors=False)
     top = kafka_errors.for_code(int(getattr(response, "error_code", 0) or 0))
     if top is not kafka_errors.NoError:
         raise KafkaUnreachable(f"ElectLeaders failed: {top.__name__}")
@@ -189,7 +179,7 @@ def elect_preferred(admin: KafkaAdminClient,
     ``UnknownTopicOrPartitionError``. A top-level error (no controller, ...) raises :class:`KafkaUnreachable`."""
     if not any(wanted.values()):
         return [], [], {}
-    response = _ask("ElectLeaders", admin.elect_leaders, PREFERRED, wanted, raise_errors=False)
+    response = ask_kafka("ElectLeaders", admin.elect_leaders, PREFERRED, wanted, raise_errors=False)
     top = kafka_errors.for_code(int(getattr(response, "error_code", 0) or 0))
     if top is not kafka_errors.NoError:
         raise KafkaUnreachable(f"ElectLeaders failed: {top.__name__}")

@@ -19,7 +19,7 @@ The throttle config names follow ``kafka-reassign-partitions``: :data:`TOPIC_THR
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType
 from kafka.protocol.admin import DescribeLogDirsRequest
 
 from activities import clients, dynamic_configs
-from activities.clients import KafkaUnreachable
+from activities.clients import KafkaUnreachable, ask_kafka
 
 LEADER_THROTTLED_REPLICAS = "leader.replication.throttled.replicas"
 FOLLOWER_THROTTLED_REPLICAS = "follower.replication.throttled.replicas"
@@ -47,14 +47,6 @@ def by_topic(keys: Iterable[PartitionKey]) -> dict[str, list[int]]:
     for topic, index in sorted(set(keys)):
         out.setdefault(topic, []).append(index)
     return out
-
-
-def ask_kafka(what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``call(*args, **kwargs)``, with every client-side failure turned into :class:`KafkaUnreachable`."""
-    try:
-        return call(*args, **kwargs)
-    except (kafka_errors.KafkaError, OSError) as err:
-        raise KafkaUnreachable(f"{what} failed: {err}") from err
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities import dynamic_configs, partitions
-from activities.clients import KafkaUnreachable
+from activities.clients import KafkaUnreachable, ask_kafka
 from activities.contracts import (
     CANCEL_REASSIGNMENTS,
     CLEAR_THROTTLES,
@@ -81,7 +81,6 @@ from activities.reassignments import (
     PartitionKey,
     RegisteredBrokers,
     alter_topic_configs,
-    ask_kafka,
     by_topic,
     describe_brokers,
     describe_log_dirs,
