@@ -17,6 +17,7 @@ from opentelemetry import trace
 from temporalio.client import Client
 
 from ballast.messages import DEFAULT_TASK_QUEUE
+from ballast.observability import LEADER
 from watchers.kafkaclusters import KafkaClusterWatcher
 from watchers.leader import LEASE_NAME, LeaderElector, LeaseConfig, default_identity
 from watchers.owned import OwnedWatcher
@@ -101,7 +102,12 @@ class Watchers:
 
     async def run(self) -> None:
         if self.elector is None:
-            await self._watch()
+            # The only watcher of its operator: it leads for its whole life, and the gauge says so.
+            LEADER.set(1)
+            try:
+                await self._watch()
+            finally:
+                LEADER.set(0)
         else:
             await self.elector.run(self._watch)
 

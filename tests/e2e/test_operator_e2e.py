@@ -83,6 +83,7 @@ def _assert_serves_metrics(operator: OperatorProcess, task_queue: str) -> None:
     assert _total(samples, "ballast_watch_events_total", resource="pods") > 0
     assert _total(samples, "ballast_signals_total", signal=SIGNAL_SPEC_CHANGED, result="sent") >= 1
     assert _total(samples, "ballast_signals_total", signal=SIGNAL_OBSERVED_CHANGED, result="sent") > 0
+    assert _total(samples, "ballast_watchers_leader") == 1  # leader election off: the only watcher leads
 
     def temporal() -> list[Sample]:
         return _scrape(operator.env["BALLAST_TEMPORAL_METRICS_ADDRESS"])
