@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest_asyncio
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -94,12 +94,32 @@ async def terminate_workflows(client: Client, *workflow_ids: str) -> None:
 HISTORIES = Path(__file__).parent / "histories"
 
 
-async def record_history_if_asked(client: Client, workflow_id: str) -> None:
-    """Save the workflow's (latest run's) history as ``histories/<test name>.json`` when the running test is
-    named in ``BALLAST_RECORD_HISTORIES`` (comma-separated). The replay test replays every saved history on
-    today's code, so a change that would break running workflows' determinism fails there."""
+def _recording_test() -> str:
+    """The running test's name when ``BALLAST_RECORD_HISTORIES`` (comma-separated) names it, else ``""``."""
     wanted = {name.strip() for name in os.environ.get("BALLAST_RECORD_HISTORIES", "").split(",")}
     test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[-1].split(" ")[0].split("[")[0]
-    if test and test in wanted:
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
-        (HISTORIES / f"{test}.json").write_text(history.to_json())
+    return test if test and test in wanted else ""
+
+
+async def record_history_if_asked(client: Client, workflow_id: str, label: str = "") -> None:
+    """Save the workflow's (latest run's) history as ``histories/<test name>.json`` -- or
+    ``<test name>__<label>.json`` -- when the running test is named in ``BALLAST_RECORD_HISTORIES``
+    (comma-separated). The replay test replays every saved history on today's code, so a change that would
+    break running workflows' determinism fails there.
+
+    The children the workflow started (rolls, rebalances: ``roll/<ns>/<name>/<n>``) are saved too, as
+    ``<test name>__roll<n>.json``. A labelled workflow must have closed: a history cut off mid-run would
+    replay, but would not cover the workflow's end, so a recording test that ends with it running fails."""
+    test = _recording_test()
+    if not test:
+        return
+    handle = client.get_workflow_handle(workflow_id)
+    if label and (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        raise AssertionError(f"{workflow_id} is still running: its history would be incomplete")
+    history = await handle.fetch_history()
+    (HISTORIES / (f"{test}__{label}.json" if label else f"{test}.json")).write_text(history.to_json())
+    for event in history.events:
+        if event.HasField("child_workflow_execution_started_event_attributes"):
+            child = event.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+            kind, *_, number = child.split("/")
+            await record_history_if_asked(client, child, f"{kind}{number}")

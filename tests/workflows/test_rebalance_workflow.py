@@ -64,7 +64,7 @@ from ballast.messages import (
     rebalance_workflow_id,
 )
 from ballast.observed import ObservedCluster
-from tests.workflows.conftest import terminate_workflows, time_skipping_server
+from tests.workflows.conftest import record_history_if_asked, terminate_workflows, time_skipping_server
 from tests.workflows.test_kafkacluster_workflow import FakeCluster, idle, quiescent, status, until_phase
 from tests.workflows.test_roll_workflow import Pod, RollingCluster, until
 from workflows.kafkacluster import KafkaClusterWorkflow
@@ -384,6 +384,7 @@ async def rebalancing(env: WorkflowEnvironment, fake: FakePartitions) -> AsyncIt
     async with Worker(env.client, task_queue=task_queue, workflows=[RebalanceWorkflow, ProgressSink],
                       activities=fake.activities()):
         yield Rebalance(env, env.client, fake, task_queue)
+        await record_history_if_asked(env.client, rebalance_workflow_id(fake.namespace, "demo", 1), "rebalance")
 
 
 async def progress(handle: WorkflowHandle[Any, Any]) -> RebalanceProgress:

@@ -60,7 +60,7 @@ from ballast.messages import (
 )
 from ballast.observed import KafkaState, ObservedCluster, PodState, StatefulSetState
 from ballast.spec import RollPolicy
-from tests.workflows.conftest import terminate_workflows
+from tests.workflows.conftest import record_history_if_asked, terminate_workflows
 from tests.workflows.test_kafkacluster_workflow import FakeCluster, idle, quiescent, status, until_phase
 from workflows.kafkacluster import KafkaClusterWorkflow
 from workflows.roll import RollWorkflow
@@ -278,6 +278,7 @@ async def rolling(env: WorkflowEnvironment, fake: FakeKafka) -> AsyncIterator[Ro
     task_queue = f"roll-{uuid.uuid4()}"
     async with Worker(env.client, task_queue=task_queue, workflows=[RollWorkflow], activities=fake.activities()):
         yield Roll(env, env.client, fake, task_queue)
+        await record_history_if_asked(env.client, roll_workflow_id(fake.namespace, "demo", 1), "roll")
 
 
 async def until(check: Callable[[], Awaitable[bool] | bool], what: str, timeout: float = 15) -> None:
