@@ -37,7 +37,7 @@ from kubernetes import config as kube_config
 
 from devcluster.cluster import DevClusterConfig, DevClusterThread
 from tests.conftest import wait_for
-from tests.devcluster.kafka.tools import kcat_binary
+from tests.devcluster.kafka.tools import LOOPBACK, headless, kcat_binary, pod_ready
 
 T = TypeVar("T")
 NS = "kafka"
@@ -47,7 +47,6 @@ BROKERS = (100, 101, 102, 103)
 GIB = 1 << 30
 MIB = 1 << 20
 SPEED = 20.0
-LOOPBACK = "devcluster.ballast.dev/loopback"
 
 
 def voters() -> str:
@@ -93,12 +92,6 @@ def statefulset(name: str, replicas: int, start: int, env: list[dict[str, Any]],
     }
 
 
-def headless(name: str, port: int) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "spec": {
-        "clusterIP": "None", "publishNotReadyAddresses": True, "selector": {"app": name},
-        "ports": [{"name": "kafka", "port": port}]}}
-
-
 @dataclass
 class KafkaEnv:
     dc: DevClusterThread
@@ -137,14 +130,6 @@ class KafkaEnv:
     def topic(self, name: str) -> dict[str, Any]:
         [topic] = self.retry(lambda: self.admin.describe_topics([name]), f"describe_topics({name})")
         return topic
-
-
-def pod_ready(core: client.CoreV1Api, name: str) -> bool:
-    try:
-        pod = core.read_namespaced_pod(name, NS)
-    except client.ApiException:
-        return False
-    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
 
 
 @pytest.fixture(scope="module")

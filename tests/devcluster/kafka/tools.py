@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from typing import Any
 
 import pytest
+from kubernetes import client
 
 
 def kcat_binary() -> str:
@@ -24,3 +26,24 @@ def kcat_binary() -> str:
     if found is None:
         pytest.skip(f"kcat is missing and apt-get could not install it: {done.stderr.strip()[-300:]}")
     return found
+
+
+LOOPBACK = "devcluster.ballast.dev/loopback"
+"""The annotation where devcluster publishes a pod's (or Service's) loopback address per port."""
+
+
+def headless(name: str, port: int) -> dict[str, Any]:
+    """A headless Service named ``name`` for the pods labelled ``app=name`` (their DNS names resolve before
+    they are Ready: Kafka nodes must find each other while they start)."""
+    return {"metadata": {"name": name}, "spec": {
+        "clusterIP": "None", "publishNotReadyAddresses": True, "selector": {"app": name},
+        "ports": [{"name": "kafka", "port": port}]}}
+
+
+def pod_ready(core: client.CoreV1Api, name: str, namespace: str = "kafka") -> bool:
+    """Whether pod ``name`` exists and its Ready condition is True."""
+    try:
+        pod = core.read_namespaced_pod(name, namespace)
+    except client.ApiException:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
