@@ -26,10 +26,11 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devcluster import podenv
 from devcluster.controllers.nodes import ALLOCATABLE, NodeInfo, node_catalog
 from devcluster.controllers.podworker import PodWorker
 from devcluster.controllers.recorder import EventRecorder
@@ -162,8 +163,9 @@ class Kubelet:
         images.add(image)
         return present
 
-    def volume_paths(self, pod: Obj, container: Obj) -> dict[str, Path]:
-        """Host directories behind the container's PVC, emptyDir and hostPath mounts."""
+    def volume_paths(self, pod: Obj, container: Obj, env: Mapping[str, str] | None = None) -> dict[str, Path]:
+        """Host directories behind the container's PVC, emptyDir and hostPath mounts; ``subPath`` (or
+        ``subPathExpr``, expanded with the container's ``env``) selects a directory of the volume."""
         volumes = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []}
         out: dict[str, Path] = {}
         for mount in container.get("volumeMounts") or []:
@@ -184,7 +186,10 @@ class Kubelet:
             elif vol.get("hostPath"):
                 base = Path(vol["hostPath"].get("path", "/"))
             if base is not None:
-                out[str(mount.get("mountPath"))] = base / mount["subPath"] if mount.get("subPath") else base
+                sub = mount.get("subPath") or ""
+                if not sub and mount.get("subPathExpr"):
+                    sub = podenv.expand(str(mount["subPathExpr"]), env or {})
+                out[str(mount.get("mountPath"))] = base / sub.strip("/") if sub.strip("/") else base
         return out
 
     def make_process(self, ctx: PodContext) -> SimProcess | None:

@@ -220,7 +220,7 @@ class PodWorker:
         spec = self.pod.get("spec") or {}
         hostname = (spec.get("hostname") or self.name)[:63].rstrip("-.")
         return PodContext(self.pod, c.spec, env, command, args, files, hostname, self.node.name, self.pod_ip or "",
-                          self.k.volume_paths(self.pod, c.spec))
+                          self.k.volume_paths(self.pod, c.spec, env))
 
     async def _run_container(self, c: ContainerRun) -> bool:
         """Run (and restart) one container; True once it completed successfully for good."""

@@ -363,14 +363,20 @@ def test_process_factory_runs_a_simulated_program(dc: DevClusterThread, core: cl
     core.create_namespaced_config_map(NS, {"metadata": {"name": "greet"}, "data": {"greeting": "hi"}})
     core.create_namespaced_pod(NS, pod_body("greeter", containers=[{
         "name": "app", "image": "example.com/greeter:1", "ports": [{"containerPort": 8080}],
-        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/greeter"}]}],
-        volumes=[{"name": "cfg", "configMap": {"name": "greet"}}]))
+        "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/greeter"},
+                         {"name": "scratch", "mountPath": "/var/scratch"},
+                         {"name": "scratch", "mountPath": "/var/own", "subPathExpr": "$(POD_NAME)/data"}]}],
+        volumes=[{"name": "cfg", "configMap": {"name": "greet"}}, {"name": "scratch", "emptyDir": {}}]))
     pod = wait_for(lambda: (p := get_pod(core, "greeter")) and is_ready(p) and
                    (p.metadata.annotations or {}).get("devcluster.ballast.dev/loopback") and p, message="greeter up")
     mapping = json.loads(pod.metadata.annotations["devcluster.ballast.dev/loopback"])
     host, port = mapping["8080"].split(":")
     with socket.create_connection((host, int(port)), timeout=5) as conn:
         assert conn.recv(100) == b"hello from greeter: hi"
+    # The program's view of its volumes: subPathExpr selects a directory of the volume, as a kubelet mounts it.
+    paths = processes[0].ctx.volume_paths
+    assert paths["/var/own"] == paths["/var/scratch"] / "greeter" / "data"
     core.delete_namespaced_pod("greeter", NS)
     wait_for(lambda: get_pod(core, "greeter") is None, message="greeter gone")
     assert processes[0].stopped == [True]
