@@ -327,8 +327,20 @@ async def running(env: WorkflowEnvironment, fake: FakeCluster | None = None, *, 
 
 
 async def status(handle: WorkflowHandle[Any, Any]) -> WorkflowStatusView:
-    view: WorkflowStatusView = await handle.query(QUERY_STATUS, result_type=WorkflowStatusView)
-    return view
+    """The ``status`` query of the workflow's latest run. The time-skipping server loses a query that reaches a
+    run as it continues-as-new (the query never answers): each ask has a short deadline and a lost one is asked
+    again, up to the usual wait."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        try:
+            view: WorkflowStatusView = await handle.query(QUERY_STATUS, result_type=WorkflowStatusView,
+                                                          rpc_timeout=QUERY_TIMEOUT)
+            return view
+        except RPCError as err:
+            if err.status not in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED) \
+                    or loop.time() > deadline:
+                raise
 
 
 async def plan(handle: WorkflowHandle[Any, Any]) -> list[str]:
@@ -353,15 +365,7 @@ async def until_phase(handle: WorkflowHandle[Any, Any], phase: str, *, generatio
     """Until the workflow reports ``phase`` (and ``generation``) with nothing queued, no step and no activity
     in flight -- so the Events and status writes that follow a phase change have happened too."""
     async def check() -> bool:
-        try:
-            view: WorkflowStatusView = await handle.query(QUERY_STATUS, result_type=WorkflowStatusView,
-                                                          rpc_timeout=QUERY_TIMEOUT)
-        except RPCError as err:
-            # The time-skipping server loses a query that reaches a run as it continues-as-new (the query never
-            # answers); a poll just asks again.
-            if err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
-                return False
-            raise
+        view = await status(handle)
         if view.phase != phase or (generation is not None and view.processed_generation < generation) \
                 or view.pending_generation is not None or view.step:
             return False
