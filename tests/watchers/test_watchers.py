@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
     from kubernetes import client
     from kubernetes.client.rest import ApiException
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from prometheus_client import REGISTRY
     from temporalio.client import Client, WorkflowExecutionStatus
@@ -170,15 +169,6 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
                                                 data_converter=pydantic_data_converter)
     async with env:
         yield env
-
-
-@pytest.fixture
-def spans() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider, exporter
-    provider.shutdown()
 
 
 async def traced_client(env: WorkflowEnvironment, provider: TracerProvider) -> Client:

@@ -33,11 +33,17 @@ from kafka.admin import ConfigResource
 from kafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError, UnknownBrokerIdError
 from kafka.structs import TopicPartition
 from kubernetes import client
-from kubernetes import config as kube_config
 
-from devcluster.cluster import DevClusterConfig, DevClusterThread
+from devcluster.cluster import DevClusterThread
 from tests.conftest import wait_for
-from tests.devcluster.kafka.tools import LOOPBACK, headless, kcat_binary, pod_ready
+from tests.devcluster.kafka.tools import (
+    LOOPBACK,
+    bootstrap_address,
+    headless,
+    kafka_devcluster,
+    kcat_binary,
+    pod_ready,
+)
 
 T = TypeVar("T")
 NS = "kafka"
@@ -135,13 +141,7 @@ class KafkaEnv:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaEnv]:
     kubeconfig = tmp_path_factory.mktemp("kafka-pods") / "kubeconfig"
-    dc = DevClusterThread(DevClusterConfig(kubeconfig=kubeconfig, pod_start_delay=0.02, pod_ready_delay=0.02,
-                                           bookmark_interval=0.5)).start()
-    try:
-        cfg = client.Configuration()
-        kube_config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
-        api = client.ApiClient(cfg)
-        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    with kafka_devcluster(kubeconfig) as (dc, core, apps):
         dc.call(lambda c: c.kafka.control("speed", speed=SPEED))
         core.create_namespace({"metadata": {"name": NS}})
         core.create_namespaced_config_map(NS, {"metadata": {"name": "kafka-common"}, "data": {
@@ -177,19 +177,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaEnv]:
         for name in [*(f"kafka-controller-{n}" for n in CONTROLLERS), *(f"kafka-broker-{n}" for n in BROKERS)]:
             wait_for(lambda name=name: pod_ready(core, name), timeout=20, message=f"{name} Ready")
 
-        def bootstrap() -> str | None:
-            svc = core.read_namespaced_service("kafka-bootstrap", NS)
-            return json.loads((svc.metadata.annotations or {}).get(LOOPBACK, "{}")).get("9092")
-
-        address = wait_for(bootstrap, message="the bootstrap Service's loopback port")
+        address = wait_for(lambda: bootstrap_address(core, NS), message="the bootstrap Service's loopback port")
         # A short metadata max age: the client notices brokers that come back within the test's time.
         admin = KafkaAdminClient(bootstrap_servers=str(address), request_timeout_ms=10_000, metadata_max_age_ms=500)
         try:
             yield KafkaEnv(dc, core, apps, kubeconfig, admin)
         finally:
             admin.close()
-    finally:
-        dc.stop()
 
 
 # ----------------------------------------------------------------------------------------- cluster

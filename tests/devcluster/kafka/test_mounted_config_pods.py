@@ -13,19 +13,15 @@ Everything is then checked through kafka-python's KafkaAdminClient bootstrapped 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource
-from kubernetes import client
-from kubernetes import config as kube_config
 
-from devcluster.cluster import DevClusterConfig, DevClusterThread
 from tests.conftest import wait_for
-from tests.devcluster.kafka.tools import LOOPBACK, headless, pod_ready
+from tests.devcluster.kafka.tools import bootstrap_address, headless, kafka_devcluster, pod_ready
 
 NS = "kafka"
 CLUSTER_ID = "TW91bnRlZC1jb25maWctMQ"  # only in the format init container's -t
@@ -96,13 +92,7 @@ def statefulset(name: str, replicas: int, start: int, port: int, extra_args: lis
 def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaAdminClient]:
     """The cluster above, Ready, and an admin client on its bootstrap Service."""
     kubeconfig: Path = tmp_path_factory.mktemp("kafka-mounted") / "kubeconfig"
-    dc = DevClusterThread(DevClusterConfig(kubeconfig=kubeconfig, pod_start_delay=0.02, pod_ready_delay=0.02,
-                                           bookmark_interval=0.5)).start()
-    try:
-        cfg = client.Configuration()
-        kube_config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
-        api = client.ApiClient(cfg)
-        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    with kafka_devcluster(kubeconfig) as (_dc, core, apps):
         core.create_namespace({"metadata": {"name": NS}})
         core.create_namespaced_config_map(NS, {"metadata": {"name": "kafka-files"}, "data": config_files()})
         core.create_namespaced_service(NS, headless("kafka-controller", 9093))
@@ -119,18 +109,12 @@ def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaAdminClient
         for name in ["kafka-controller-0", *(f"kafka-broker-{n}" for n in BROKERS)]:
             wait_for(lambda name=name: pod_ready(core, name, NS), timeout=15, message=f"{name} Ready")
 
-        def bootstrap() -> str | None:
-            svc = core.read_namespaced_service("kafka-bootstrap", NS)
-            return json.loads((svc.metadata.annotations or {}).get(LOOPBACK, "{}")).get("9092")
-
-        address = wait_for(bootstrap, message="the bootstrap Service's loopback port")
+        address = wait_for(lambda: bootstrap_address(core, NS), message="the bootstrap Service's loopback port")
         admin = KafkaAdminClient(bootstrap_servers=str(address), request_timeout_ms=10_000)
         try:
             yield admin
         finally:
             admin.close()
-    finally:
-        dc.stop()
 
 
 def test_a_cluster_started_from_mounted_properties_files(admin: KafkaAdminClient) -> None:
